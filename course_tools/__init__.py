@@ -1,0 +1,1 @@
+"""Instructor tooling (release, collect, grade, feedback, export). Students never import this."""

@@ -1,0 +1,21 @@
+"""Shared helpers for the language-model course: devices, model loading, inspection, plots."""
+
+from .chat import ChatMarkers, chat_markers, role_token_tokenizer
+from .config import CourseConfig, course_config
+from .device import DeviceInfo, describe_device, detect_device
+from .embedded import EMBEDDED, EmbeddedModelMissing, converted_chat_dir, prepare_embedded_models
+from .inspect import inspect_sections, show
+from .loading import Loaded, LoadPlan, LoadReport, load_model, plan_loading
+from .plotting import plot_attention, plot_bars, plot_curves, plot_heatmap
+from .quiet import grading_mode, quiet
+from .resolve import ModelNotFound, ModelSource, hub_reachable, resolve_model
+from .session import print_versions, seed_everything
+
+__all__ = [
+    "EMBEDDED", "ChatMarkers", "CourseConfig", "DeviceInfo", "EmbeddedModelMissing", "LoadPlan",
+    "LoadReport", "Loaded", "ModelNotFound", "ModelSource", "chat_markers", "converted_chat_dir",
+    "course_config", "describe_device", "detect_device", "grading_mode", "hub_reachable",
+    "inspect_sections", "load_model", "plan_loading", "plot_attention", "plot_bars", "plot_curves",
+    "plot_heatmap", "prepare_embedded_models", "print_versions", "quiet", "resolve_model",
+    "role_token_tokenizer", "seed_everything", "show",
+]
