@@ -1,0 +1,49 @@
+"""Chat markers derived from the tokenizer's template, for ChatML and role-token styles."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(helpers.resolve_model("chat").location)
+
+
+def render(tokenizer, messages):
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+@pytest.mark.parametrize("style", ["chatml", "role-tokens"])
+def test_markers_rebuild_the_rendered_chat(tokenizer, style):
+    tok = tokenizer if style == "chatml" else helpers.role_token_tokenizer(tokenizer)
+    markers = helpers.chat_markers(tok)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi\nthere"},
+                {"role": "assistant", "content": "Hello."}]
+    rebuilt = "".join(markers.role_headers[m["role"]] + m["content"] + markers.end + markers.separator
+                      for m in messages)
+    assert rebuilt in render(tok, messages)
+    for role, header in markers.role_headers.items():
+        assert tok.decode(markers.role_header_ids[role]) == header
+    assert tok.convert_ids_to_tokens(markers.end_ids) == [markers.end]
+    assert tok.convert_ids_to_tokens(markers.end_ids)[0] in tok.all_special_tokens
+
+
+def test_role_token_tokenizer_leaves_the_base_alone(tokenizer):
+    size = len(tokenizer)
+    styled = helpers.role_token_tokenizer(tokenizer)
+    assert len(tokenizer) == size and len(styled) == size + 4
+    assert "<|user|>" in styled.all_special_tokens and "<|user|>" not in tokenizer.all_special_tokens
+
+
+def test_no_template_is_a_clear_error(tokenizer):
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(helpers.resolve_model("encoder").location)
+    plain.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        helpers.chat_markers(plain)
