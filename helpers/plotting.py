@@ -38,14 +38,19 @@ def plot_heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: 
                  colorbar: bool = True, vmin=None, vmax=None, annotate: bool = False):
     """Draw ``matrix`` as a heatmap with token tick labels and a colour bar; return the axes."""
     data = _array(matrix)
-    ax = _axes(ax, figsize=(max(4, 0.45 * len(xlabels) + 2), max(3, 0.4 * len(ylabels) + 1.5)))
+    # Long tick labels (sentences, tokens) need room of their own beside the cells.
+    label_room = 0.07 * max((len(str(s)) for s in ylabels), default=0)
+    ax = _axes(ax, figsize=(max(4, 0.45 * len(xlabels) + 2 + label_room),
+                            max(3, 0.4 * len(ylabels) + 1.5 + 0.05 * max((len(str(s)) for s in xlabels), default=0))))
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(xlabels)), [repr(s)[1:-1] for s in xlabels], rotation=60, ha="right")
     ax.set_yticks(range(len(ylabels)), [repr(s)[1:-1] for s in ylabels])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if annotate:
         for (i, j), value in np.ndenumerate(data):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w")
+            red, green, blue, _ = image.cmap(image.norm(value))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # perceived brightness of the cell
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w" if dark else "k")
     if colorbar:
         ax.figure.colorbar(image, ax=ax)
     return ax

@@ -26,6 +26,8 @@ MIN_PNG_BYTES = 5_000
 REQUIRED_TAGS: dict[str, set[str]] = {
     "01_huggingface_tour.ipynb": {"check-loss"},
     "02_bert_embeddings.ipynb": {"check-param-count"},
+    "03_attention_heads.ipynb": {"check-attention"},
+    "04_fine_tuning.ipynb": {"check-lora", "check-baseline", "check-reload"},
 }
 
 
