@@ -7,7 +7,8 @@ c = get_config()  # noqa: F821  (injected by traitlets when nbgrader loads this 
 
 c.CourseDirectory.course_id = "llm-course"
 c.CourseDirectory.root = str(ROOT)
-c.CourseDirectory.db_assignments = [dict(name="language_models")]
+# Assignments are registered in the gradebook by `generate_assignment --create` (course release);
+# nbgrader 0.9 no longer reads a `db_assignments` list.
 
 # What a student sees where the solution was.
 c.ClearSolutions.code_stub = dict(python="# YOUR CODE HERE\nraise NotImplementedError()")
@@ -18,7 +19,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
+# (nbgrader's Execute always goes on after a failing cell: no allow_errors setting needed.)
 
 # Keep huge outputs of a runaway print loop out of the gradebook and feedback.
 c.LimitOutput.max_lines = 500
@@ -27,3 +28,7 @@ c.LimitOutput.max_traceback = 100
 # The exchange lives inside the course (git-ignored) instead of /usr/local/share.
 c.Exchange.root = str(ROOT / ".exchange")
 c.Exchange.path_includes_course = True
+
+# A submission that deleted a test cell gets it back (locked, from the gradebook) instead of
+# silently losing those points or escaping the test.
+c.OverwriteCells.add_missing_cells = True
