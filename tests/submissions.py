@@ -77,7 +77,7 @@ WRONG = {
     ("02_tokenization", "reverse_dict"):
         'def reverse_dict(d: dict) -> dict:\n    return dict(d)',
     ("03_generation", "stopping_criteria"):
-        'stopping_criteria = StoppingCriteriaList([])',
+        'def build_stopping_criteria(tokenizer):\n    return StoppingCriteriaList([])',
     ("04_chat", "decode_chat_messages"):
         'def decode_chat_messages(ids, tokenizer):\n    return []',
 }

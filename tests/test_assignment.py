@@ -211,8 +211,7 @@ def test_source_passes_every_test_cell():
 def test_release_fails_only_with_not_implemented(graded: dict, course: Path):
     """The untouched release, as executed by nbgrader (nbclient): every error comes from a stub.
 
-    A function stub raises NotImplementedError when a test calls it; the `stopping_criteria` stub
-    raises where the object would be defined, so its tests then meet a NameError for that name.
+    Every exercise is a function, so each test cell that calls a stub meets its NotImplementedError.
     """
     for stem in NOTEBOOKS:
         nb = nbformat.read(course / "autograded" / "blank" / A / f"{stem}.ipynb", as_version=4)
@@ -220,8 +219,7 @@ def test_release_fails_only_with_not_implemented(graded: dict, course: Path):
                   for o in c.get("outputs", []) if o["output_type"] == "error"]
         assert errors, f"{stem}: the release should fail somewhere"
         for gid, ename, evalue in errors:
-            undefined = ename == "NameError" and "stopping_criteria" in evalue and gid.startswith("test_")
-            assert ename == "NotImplementedError" or undefined, f"{stem}: cell {gid} failed with {ename}: {evalue}"
+            assert ename == "NotImplementedError", f"{stem}: cell {gid} failed with {ename}: {evalue}"
         assert any(e[1] == "NotImplementedError" for e in errors), f"{stem}: {errors}"
         failing = {gid for gid, _, _ in errors}
         assert set(AUTO[stem]) <= failing, f"{stem}: every test cell of the release must fail, failing: {failing}"
