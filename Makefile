@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1}
 export PYTHONUNBUFFERED := 1
+# nbgrader runs `alembic` (a console script of the venv) for its gradebook: keep the venv on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install models demo test test-fast release bench lab clean
 

@@ -12,6 +12,7 @@ Steps, in order (each prints what it did and how long it took):
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,9 @@ def embedding_demo() -> None:
 
 def nbgrader(course: Path, *args: str) -> None:
     """Run one nbgrader command in the scratch course, quietly unless it fails."""
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True)
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                          env=env)
     if done.returncode:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"nbgrader {' '.join(args)} failed in {course}")

@@ -141,6 +141,10 @@ def converted_chat_dir(cache_dir: str | os.PathLike | None = None) -> tuple[Path
         try:
             _convert_gguf(gguf, scratch / "model")
             (scratch / "model" / "conversion.json").write_text(json.dumps(stamp))
+            # A public model: readable by every user (mkdtemp and safetensors create owner-only files,
+            # which the grading sandbox's unprivileged kernels could not read).
+            for path in [scratch / "model", *(scratch / "model").iterdir()]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(scratch / "model", target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,13 @@ def test_converted_folder_is_complete():
     assert not list(folder.parent.glob(".convert-*")), "a scratch folder was left behind"
 
 
+def test_converted_folder_is_readable_by_everyone():
+    folder, _ = converted_chat_dir()
+    assert folder.stat().st_mode & 0o005 == 0o005
+    for path in folder.iterdir():
+        assert path.stat().st_mode & 0o004, f"{path.name} is not world-readable"
+
+
 @pytest.mark.slow
 def test_two_processes_racing_convert_once(tmp_path):
     script = textwrap.dedent(f"""
@@ -44,3 +52,4 @@ def test_two_processes_racing_convert_once(tmp_path):
     tokenizer, model, report = helpers.load_model(outputs[0][1], verbose=False)
     assert report.source.kind == "path"
     assert not list(tmp_path.glob(".convert-*"))
+    assert (Path(outputs[0][1]) / "model.safetensors").stat().st_mode & 0o777 == 0o644
