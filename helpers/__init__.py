@@ -2,6 +2,7 @@
 
 from .chat import ChatMarkers, chat_markers, role_token_tokenizer
 from .config import CourseConfig, course_config
+from .data import course_data_path
 from .device import DeviceInfo, describe_device, detect_device
 from .embedded import EMBEDDED, EmbeddedModelMissing, converted_chat_dir, prepare_embedded_models
 from .inspect import inspect_sections, show
@@ -14,7 +15,7 @@ from .session import print_versions, seed_everything
 __all__ = [
     "EMBEDDED", "ChatMarkers", "CourseConfig", "DeviceInfo", "EmbeddedModelMissing", "LoadPlan",
     "LoadReport", "Loaded", "ModelNotFound", "ModelSource", "chat_markers", "converted_chat_dir",
-    "course_config", "describe_device", "detect_device", "grading_mode", "hub_reachable",
+    "course_config", "course_data_path", "describe_device", "detect_device", "grading_mode", "hub_reachable",
     "inspect_sections", "load_model", "plan_loading", "plot_attention", "plot_bars", "plot_curves",
     "plot_heatmap", "prepare_embedded_models", "print_versions", "quiet", "resolve_model",
     "role_token_tokenizer", "seed_everything", "show",
