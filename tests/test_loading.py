@@ -66,3 +66,13 @@ def test_sequence_classification_head():
 def test_unknown_task():
     with pytest.raises(ValueError, match="Unknown task"):
         helpers.load_model("encoder", task="translation", verbose=False)
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantized_classifier_keeps_an_ordinary_head(quantization):
+    tokenizer, model, _ = helpers.load_model("encoder", task="sequence-classification", num_labels=2,
+                                             quantization=quantization, verbose=False)
+    assert type(model.classifier) is torch.nn.Linear
+    assert any("bit" in type(m).__name__ for m in model.modules()), "the encoder itself is quantized"
+    logits = model(**tokenizer(["good", "bad"], return_tensors="pt", padding=True)).logits
+    assert logits.shape == (2, 2) and torch.isfinite(logits).all()

@@ -27,6 +27,12 @@ def test_big_gpu_uses_bf16_with_static_cache():
     assert (plan.dtype, plan.quantization, plan.static_cache) == (torch.bfloat16, None, True)
 
 
+def test_small_models_keep_the_dynamic_cache():
+    plan = plan_loading(H100, 135_000_000, "auto")
+    assert (plan.dtype, plan.quantization, plan.static_cache) == (torch.bfloat16, None, False)
+    assert plan_loading(H100, PHI35, "auto", causal=False).static_cache is False
+
+
 def test_t4_has_no_bf16_so_fp16():
     plan = plan_loading(T4, PHI35, "auto")
     assert (plan.dtype, plan.quantization) == (torch.float16, None)
