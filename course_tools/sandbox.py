@@ -36,6 +36,7 @@ import resource
 import signal
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,10 +199,26 @@ def _mountpoint(target: Path, is_dir: bool) -> None:
         target.touch()
 
 
+def _closed_ancestors(paths: list[Path]) -> set[Path]:
+    """Return the highest directory above each path that other users cannot traverse (e.g. /root)."""
+    closed = set()
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent != Path("/") and not parent.stat().st_mode & 0o001:
+                closed.add(parent)
+                break
+    return closed
+
+
 def isolate(policy: Policy, uid: int, cwd: Path, writable: list[Path]) -> list[str]:
     """Enter private mount and network namespaces and build the kernel's view; return what was done."""
     done = []
-    hide = sorted({p.resolve() for p in policy.hide if p.exists()}, key=lambda p: len(p.parts))
+    exposed = [p.resolve() for p in policy.expose if p.exists()]
+    # An exposed path under a directory the kernel's uid cannot enter (Python under /root when HOME
+    # is elsewhere) would be unreachable: hide that directory too, so the path is bound back into a
+    # traversable tmpfs like every other exposed path.
+    hidden = {p.resolve() for p in policy.hide if p.exists()} | _closed_ancestors(exposed)
+    hide = sorted(hidden, key=lambda p: len(p.parts))
     hide = [p for i, p in enumerate(hide) if not any(_under(p, q) for q in hide[:i])]
     # Exposed paths: resolved, existing, not containing a hidden path, not nested in one another.
     wanted = {p.resolve() for p in [*policy.expose, *writable] if p.exists()}
@@ -388,19 +405,36 @@ def tempfile_dir() -> str:
     return "/tmp" if Path("/tmp").is_dir() else str(Path.cwd())
 
 
-def kill_uid(uid: int) -> int:
-    """Kill (SIGKILL) every process owned by ``uid``; return how many were signalled."""
-    killed = 0
+def processes_of(uid: int, include_zombies: bool = False) -> list[int]:
+    """Return the pids of the processes owned by ``uid`` (exited-but-unreaped zombies left out)."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat().st_uid == uid:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            if entry.stat().st_uid != uid:
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-    return killed
+        if include_zombies or state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_uid(uid: int, wait: float = 5.0) -> int:
+    """Kill (SIGKILL) every process owned by ``uid`` and wait until none runs; return how many were signalled."""
+    signalled: set[int] = set()
+    deadline = time.monotonic() + wait
+    while (live := processes_of(uid)) and time.monotonic() < deadline:
+        for pid in live:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                signalled.add(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
+        time.sleep(0.05)
+    return len(signalled)
 
 
 def _probe_child(policy: Policy, write) -> None:

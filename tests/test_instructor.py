@@ -391,8 +391,18 @@ def test_wall_time_limit_kills_a_hanging_submission(tmp_path):
     assert time.perf_counter() - start < 60
     assert out.returncode == 1 and "timeout" in out.stdout
     assert not (root / "autograded" / "hang" / "tiny").exists()
-    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) >= sandbox.UID_BASE]
+    # Nothing of the submission runs any more (an exited process may wait a moment to be reaped).
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) >= sandbox.UID_BASE
+                 and _state(p) != "Z"]
     assert leftovers == []
+
+
+def _state(proc: Path) -> str:
+    """Return the state letter of /proc/<pid> ("Z" for a zombie; "" if it is gone)."""
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return ""
 
 
 def _uid(proc: Path) -> int:
