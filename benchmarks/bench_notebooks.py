@@ -1,0 +1,62 @@
+"""Execution time of every notebook, top to bottom, offline, as a student's kernel runs it.
+
+    python benchmarks/bench_notebooks.py [--threads N]
+
+Executes the lecture notebooks (notebooks/) and the instructor versions of the graded assignment
+(source/, solutions and hidden tests included) with nbclient, one at a time, and prints a table.
+The models are the embedded defaults (HF_HUB_OFFLINE=1); the first conversion is done beforehand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(path: Path) -> tuple[float, str]:
+    """Execute one notebook and return (seconds, "ok" or the error's first line)."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        status = "ok"
+    except Exception as err:  # the table reports it; the other notebooks still run
+        status = f"error: {str(err).strip().splitlines()[-1][:80]}"
+    return time.perf_counter() - start, status
+
+
+def main() -> None:
+    """Time every notebook and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, help="OMP/MKL threads per kernel (default: torch's choice)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    import helpers
+
+    helpers.prepare_embedded_models()
+    rows = []
+    for path in [*sorted(ROOT.glob("notebooks/*.ipynb")), *sorted(ROOT.glob("source/*/*.ipynb"))]:
+        seconds, status = run(path)
+        rows.append((path.relative_to(ROOT).as_posix(), seconds, status))
+        print(f"{rows[-1][0]}: {seconds:.1f} s {status}", file=sys.stderr, flush=True)
+    print(f"{os.cpu_count()} CPUs, threads per kernel: {args.threads or 'default'}\n")
+    print("| notebook | seconds | status |\n|---|---|---|")
+    for name, seconds, status in rows:
+        print(f"| `{name}` | {seconds:.1f} | {status} |")
+    graded = sum(s for n, s, _ in rows if n.startswith("source/"))
+    print(f"| graded assignment, all notebooks | {graded:.1f} | |")
+
+
+if __name__ == "__main__":
+    main()
