@@ -113,4 +113,7 @@ def test_test_cells_are_model_agnostic(path: Path):
 
 def test_readme_documents_the_self_check():
     text = (SOURCE / "README.md").read_text()
-    assert "nbgrader validate" in text and "Colab" in text and "course release" in text
+    assert "nbgrader validate" in text and "Colab" in text
+    assert "BEGIN SOLUTION" not in text, "this README is copied into the student release"
+    main = (SOURCE.parent.parent / "README.md").read_text()
+    assert "course release" in main and "nbgrader validate" in main
