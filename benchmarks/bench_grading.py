@@ -30,6 +30,7 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from course_tools import grade  # noqa: E402
+from course_tools.environment import nbgrader_env  # noqa: E402
 
 KINDS = ["full", "partial", "blank", "broken"]
 MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
@@ -37,8 +38,7 @@ MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 def env() -> dict[str, str]:
     """Return os.environ with this Python's bin/ first on PATH, offline."""
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1"}
+    return nbgrader_env(HF_HUB_OFFLINE="1")
 
 
 def build(root: Path, assignment: str) -> Path:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from .colab import ROOT, stamp_notebook
+from .environment import nbgrader_env
 
 GRADE_HELP = """\
 Autograde every submission of ASSIGNMENT under submitted/ with nbgrader's own autograde, several at a
@@ -68,12 +69,6 @@ review suspicious submissions in formgrader.
 def assignments(root: Path = ROOT) -> list[str]:
     """Return the assignment names found under source/."""
     return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def nbgrader_env() -> dict[str, str]:
-    """Return the environment for nbgrader: this Python's bin/ first on PATH (nbgrader runs `alembic`)."""
-    bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
 
 
 def nbgrader(*args: str, root: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:

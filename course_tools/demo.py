@@ -12,7 +12,6 @@ Steps, in order (each prints what it did and how long it took):
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 import helpers
+from course_tools.environment import nbgrader_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,9 +64,8 @@ def embedding_demo() -> None:
 
 def nbgrader(course: Path, *args: str) -> None:
     """Run one nbgrader command in the scratch course, quietly unless it fails."""
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
-                          env=env)
+                          env=nbgrader_env())
     if done.returncode:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"nbgrader {' '.join(args)} failed in {course}")

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import sandbox
+from .environment import nbgrader_env
 
 STATE_DIR = ".course-grade"  # under autograded/: logs and results (dot name: nbgrader's globs skip it)
 LOCKED = "database is locked"
@@ -164,9 +165,7 @@ def grade_one(root: str | Path, assignment: str, student: str, opts: GradeOption
         with tempfile.TemporaryDirectory(prefix="course-grade-") as tmpdir:
             tmp = Path(tmpdir)
             extra, env_extra, uid = sandbox_setup(tmp, root, opts)
-            bindir = str(Path(sys.executable).parent)  # nbgrader runs `alembic` from PATH
-            env = {**os.environ, **env_extra, "PYTHONUNBUFFERED": "1",
-                   "PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
+            env = nbgrader_env(**env_extra, PYTHONUNBUFFERED="1")
             if opts.kernel_threads:
                 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                     env.setdefault(var, str(opts.kernel_threads))
