@@ -5,7 +5,7 @@ from .config import CourseConfig, course_config
 from .data import course_data_path
 from .device import DeviceInfo, describe_device, detect_device
 from .embedded import EMBEDDED, EmbeddedModelMissing, converted_chat_dir, prepare_embedded_models
-from .inspect import inspect_sections, show
+from .inspect import inspect_sections, inspector_text, inspector_widget, show
 from .loading import Loaded, LoadPlan, LoadReport, load_model, plan_loading
 from .plotting import plot_attention, plot_bars, plot_curves, plot_heatmap
 from .quiet import grading_mode, quiet
@@ -16,7 +16,7 @@ __all__ = [
     "EMBEDDED", "ChatMarkers", "CourseConfig", "DeviceInfo", "EmbeddedModelMissing", "LoadPlan",
     "LoadReport", "Loaded", "ModelNotFound", "ModelSource", "chat_markers", "converted_chat_dir",
     "course_config", "course_data_path", "describe_device", "detect_device", "grading_mode", "hub_reachable",
-    "inspect_sections", "load_model", "plan_loading", "plot_attention", "plot_bars", "plot_curves",
+    "inspect_sections", "inspector_text", "inspector_widget", "load_model", "plan_loading", "plot_attention", "plot_bars", "plot_curves",
     "plot_heatmap", "prepare_embedded_models", "print_versions", "quiet", "resolve_model",
     "role_token_tokenizer", "seed_everything", "show",
 ]

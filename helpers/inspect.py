@@ -70,27 +70,37 @@ def _widgets():
     return ipywidgets
 
 
-def show(obj: Any, widget: bool | None = None):
-    """Show an inspector for ``obj``: tabs in Jupyter, plain text elsewhere; returns the widget or text."""
-    sections = inspect_sections(obj)
-    if widget is None:
-        widget = _has_widget_frontend()
-    if not widget:
-        text = "\n\n".join(f"== {title} ==\n{body}" for title, body in sections.items())
-        print(text)
-        return text
+def inspector_text(obj: Any) -> str:
+    """Return the inspector for ``obj`` as plain text, one ``== Section ==`` block per section."""
+    return "\n\n".join(f"== {title} ==\n{body}" for title, body in inspect_sections(obj).items())
+
+
+def inspector_widget(obj: Any):
+    """Return (without displaying it) an ipywidgets Tab with one tab per inspector section."""
     widgets = _widgets()
     if widgets is None:
-        raise ImportError("show(widget=True) needs ipywidgets: pip install ipywidgets")
+        raise ImportError("the inspector widget needs ipywidgets: pip install ipywidgets")
+    sections = inspect_sections(obj)
     children = [widgets.HTML(f"<pre style='white-space:pre-wrap;max-height:24em;overflow:auto'>"
                              f"{html.escape(body)}</pre>") for body in sections.values()]
     tabs = widgets.Tab(children=children)
     for index, title in enumerate(sections):
         tabs.set_title(index, title)
-    try:
-        from IPython.display import display
-
-        display(tabs)
-    except ImportError:
-        pass
     return tabs
+
+
+def show(obj: Any, widget: bool | None = None) -> None:
+    """Display an inspector for ``obj``: tabs in Jupyter, plain text elsewhere.
+
+    It returns None on purpose: Jupyter displays the value of a cell's last line, so returning the
+    widget (or the text) would show the inspector twice when ``show(x)`` ends a cell.
+    """
+    if widget is None:
+        widget = _has_widget_frontend()
+    if not widget:
+        print(inspector_text(obj))
+        return
+    tabs = inspector_widget(obj)
+    from IPython.display import display
+
+    display(tabs)
