@@ -1,6 +1,6 @@
 """Shared helpers for the language-model course: devices, model loading, inspection, plots."""
 
-from .chat import ChatMarkers, chat_markers, role_token_tokenizer
+from .chat import ChatMarkers, chat_markers, header_token_tokenizer, role_token_tokenizer
 from .config import CourseConfig, course_config
 from .data import course_data_path
 from .device import DeviceInfo, describe_device, detect_device
@@ -15,7 +15,8 @@ from .session import print_versions, seed_everything
 __all__ = [
     "EMBEDDED", "ChatMarkers", "CourseConfig", "DeviceInfo", "EmbeddedModelMissing", "LoadPlan",
     "LoadReport", "Loaded", "ModelNotFound", "ModelSource", "chat_markers", "converted_chat_dir",
-    "course_config", "course_data_path", "describe_device", "detect_device", "grading_mode", "hub_reachable",
+    "course_config", "course_data_path", "describe_device", "detect_device", "grading_mode", "header_token_tokenizer",
+    "hub_reachable",
     "inspect_sections", "inspector_text", "inspector_widget", "load_model", "plan_loading", "plot_attention", "plot_bars", "plot_curves",
     "plot_heatmap", "prepare_embedded_models", "print_versions", "quiet", "resolve_model",
     "role_token_tokenizer", "seed_everything", "show",

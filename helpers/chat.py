@@ -15,6 +15,16 @@ ROLE_TOKEN_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
 
+# A template with header tokens around the role name, in the style of Llama 3: no token per role,
+# the role is plain text between <|start_header_id|> and <|end_header_id|>.
+HEADER_TOKEN_TEMPLATE = (
+    "{{ '<|begin_of_text|>' }}"
+    "{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
 
 @dataclass(frozen=True)
 class ChatMarkers:
@@ -80,4 +90,15 @@ def role_token_tokenizer(base):
         {"additional_special_tokens": ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]},
         replace_extra_special_tokens=False)
     tokenizer.chat_template = ROLE_TOKEN_TEMPLATE
+    return tokenizer
+
+
+def header_token_tokenizer(base):
+    """Return a copy of ``base`` that uses Llama-3-style header tokens (<|start_header_id|>user<|end_header_id|>)."""
+    tokenizer = copy.deepcopy(base)
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                       "<|eot_id|>"]},
+        replace_extra_special_tokens=False)
+    tokenizer.chat_template = HEADER_TOKEN_TEMPLATE
     return tokenizer

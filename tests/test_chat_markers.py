@@ -1,4 +1,4 @@
-"""Chat markers derived from the tokenizer's template, for ChatML and role-token styles."""
+"""Chat markers derived from the tokenizer's template, for ChatML, role-token and header-token styles."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ def render(tokenizer, messages):
     return tokenizer.apply_chat_template(messages, tokenize=False)
 
 
-@pytest.mark.parametrize("style", ["chatml", "role-tokens"])
+STYLES = {"chatml": lambda tok: tok, "role-tokens": helpers.role_token_tokenizer,
+          "header-tokens": helpers.header_token_tokenizer}
+
+
+@pytest.mark.parametrize("style", list(STYLES))
 def test_markers_rebuild_the_rendered_chat(tokenizer, style):
-    tok = tokenizer if style == "chatml" else helpers.role_token_tokenizer(tokenizer)
+    tok = STYLES[style](tokenizer)
     markers = helpers.chat_markers(tok)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi\nthere"},
                 {"role": "assistant", "content": "Hello."}]
@@ -38,6 +42,20 @@ def test_role_token_tokenizer_leaves_the_base_alone(tokenizer):
     styled = helpers.role_token_tokenizer(tokenizer)
     assert len(tokenizer) == size and len(styled) == size + 4
     assert "<|user|>" in styled.all_special_tokens and "<|user|>" not in tokenizer.all_special_tokens
+
+
+def test_header_token_markers_are_llama3_shaped(tokenizer):
+    """The role is plain text between two header tokens; a message ends with its own end token."""
+    markers = helpers.chat_markers(helpers.header_token_tokenizer(tokenizer))
+    assert markers.role_headers["user"] == "<|start_header_id|>user<|end_header_id|>\n\n"
+    assert markers.end == "<|eot_id|>" and markers.separator == ""
+
+
+def test_header_token_tokenizer_leaves_the_base_alone(tokenizer):
+    size = len(tokenizer)
+    styled = helpers.header_token_tokenizer(tokenizer)
+    assert len(tokenizer) == size and len(styled) == size + 4
+    assert "<|eot_id|>" in styled.all_special_tokens and "<|eot_id|>" not in tokenizer.all_special_tokens
 
 
 def test_no_template_is_a_clear_error(tokenizer):
