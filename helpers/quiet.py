@@ -1,4 +1,5 @@
-"""Keep graded notebooks' stderr empty: nbgrader scores a test cell 0 if anything reaches stderr."""
+"""Keep students' stderr empty: known library notices dropped at import; quiet() for nbgrader runs (a test cell
+that writes anything to stderr scores 0)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,43 @@ import logging
 import os
 import warnings
 
+# bitsandbytes (>= 0.49) on CPUs with AVX512-BF16 tries to fetch an optional fused 4-bit kernel
+# through the `kernels` package and, when that is missing, logs a warning telling the user to
+# `pip install kernels`. Its own fallback kernel works (tests/test_loading.py loads 4-bit on CPU),
+# and that package downloads code from the Hub at run time, so the advice is wrong for this course:
+# drop exactly that record, from exactly that logger.
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+BNB_KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+# peft (0.21) reads `model.is_gradient_checkpointing`, which transformers 5 deprecated with a
+# FutureWarning on every get_peft_model(): a library-to-library matter no student can act on.
+PEFT_CHECKPOINTING_WARNING = r"`is_gradient_checkpointing` is deprecated"
+
 NOISY_LOGGERS = ("bitsandbytes", "transformers", "datasets", "huggingface_hub", "accelerate",
                  "peft", "torch", "urllib3", "filelock", "tokenizers")
+
+
+class _DropMessage(logging.Filter):
+    """A logging filter that drops the records whose message template starts with one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False (drop) for the records that start with the prefix."""
+        return not str(record.msg).startswith(self.prefix)
+
+
+def silence_known_notices() -> None:
+    """Drop library notices that give students wrong advice (idempotent; runs when helpers is imported)."""
+    logger = logging.getLogger(BNB_CPU_LOGGER)
+    if not any(isinstance(f, _DropMessage) and f.prefix == BNB_KERNELS_NOTICE for f in logger.filters):
+        logger.addFilter(_DropMessage(BNB_KERNELS_NOTICE))
+    warnings.filterwarnings("ignore", message=PEFT_CHECKPOINTING_WARNING, category=FutureWarning,
+                            module="transformers.modeling_utils")
+
+
+silence_known_notices()
 
 
 def grading_mode() -> str | None:
