@@ -1,6 +1,7 @@
 """`course`: the instructor's command line for the whole nbgrader loop of this course.
 
-The loop, run from anywhere (every path derives from the course root, where nbgrader_config.py is):
+The loop, run inside the course (the course root is the first folder holding nbgrader_config.py
+upward from the current directory, else $COURSE_ROOT; every path derives from it):
 
   1. course release                  source/<a>/ -> release/<a>/ (nbgrader generate_assignment) for
                                      every assignment, Colab badge and bootstrap cells stamped.
@@ -26,7 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .colab import ROOT, stamp_notebook
+from helpers.config import CourseRootNotFound, course_config, find_course_root
+
+from .colab import stamp_notebook
 from .environment import nbgrader_env
 
 GRADE_HELP = """\
@@ -53,7 +56,7 @@ working directory holds only this submission's own files (never the autograded c
 the hidden tests); Python, helpers and the model caches are read-only; no network at all (private
 network namespace; nbgrader talks to the kernel over Unix sockets); a per-submission unprivileged
 uid with no_new_privs (cannot write instructor files, cannot signal or trace other kernels);
-credential-like environment variables removed; the course's model cache (~/.cache/llm-course) is
+credential-like environment variables removed; the course's model cache (cache_dir in course.toml) is
 made world-readable for the kernels (root-only files elsewhere, e.g. a Hugging Face token, stay
 unreadable). ALWAYS: memory (address space, --memory), CPU time
 (--cpu), largest written file, process count, wall time per submission (--timeout, the whole
@@ -66,17 +69,17 @@ review suspicious submissions in formgrader.
 """
 
 
-def assignments(root: Path = ROOT) -> list[str]:
+def assignments(root: Path) -> list[str]:
     """Return the assignment names found under source/."""
     return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def nbgrader(*args: str, root: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+def nbgrader(*args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run an nbgrader subcommand in the course root (so nbgrader_config.py applies)."""
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, check=check, env=nbgrader_env())
 
 
-def release(root: Path = ROOT, names: list[str] | None = None) -> None:
+def release(root: Path, names: list[str] | None = None) -> None:
     """Generate release/<assignment>/ from source/ for each assignment and stamp its Colab cells."""
     for name in names or assignments(root):
         nbgrader("generate_assignment", name, "--force", "--create", root=root)
@@ -85,27 +88,48 @@ def release(root: Path = ROOT, names: list[str] | None = None) -> None:
         print(f"released {name} -> {root / 'release' / name}")
 
 
-def stamp(root: Path = ROOT) -> None:
+def stamp(root: Path) -> None:
     """Rewrite the Colab badge and bootstrap cells of every lecture and source notebook."""
     for path in sorted([*root.glob("notebooks/*.ipynb"), *root.glob("source/*/*.ipynb")]):
         print(("stamped    " if stamp_notebook(path, relative_to=root) else "up to date ") +
               str(path.relative_to(root)))
 
 
-def collect(root: Path, assignment: str, zip_path: Path, roster: Path | None, pattern: str | None,
-            dry_run: bool) -> int:
-    """Collect a zip of notebooks into submitted/; return 0, or 2 when files were left unmatched."""
+def collect(root: Path, args: argparse.Namespace) -> int:
+    """Collect a zip of notebooks into submitted/; return 0, or 2 when files were unmatched or rejected."""
+    import csv
+    import re
+    import tempfile
+    import zipfile
+
     from . import collect as col
 
-    ids = col.read_roster(roster) if roster else None
-    found = col.scan(zip_path, col.notebook_names(root, assignment), ids, pattern)
-    if not dry_run:
-        if roster:
-            nbgrader("db", "student", "import", str(roster.resolve()), root=root, check=False)
-        for path in col.write(zip_path, root, assignment, found):
-            print(f"collected {path.relative_to(root)}")
-    print(col.report(found), file=sys.stderr if found.unmatched else sys.stdout)
-    return 2 if found.unmatched else 0
+    settings = course_config(root)
+    try:
+        roster = col.read_roster(args.roster) if args.roster else None
+        found = col.collect(args.zip, col.notebook_names(root, args.assignment),
+                            root=None if args.dry_run else root, assignment=args.assignment, roster=roster,
+                            lms=args.lms, pattern=args.pattern,
+                            max_notebook=col.parse_size(args.max_notebook or settings.collect_max_notebook),
+                            max_total=col.parse_size(args.max_total or settings.collect_max_total))
+    except (OSError, ValueError, re.error, zipfile.BadZipFile) as err:  # unusable download or options: nothing done
+        print(f"course collect: {err}", file=sys.stderr)
+        return 2
+    if roster and not args.dry_run:
+        # nbgrader's own import, from a CSV with a header whatever the roster's shape was.
+        columns = ["id", *sorted({k for row in roster for k in row} - {"id"})]
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as tmp:
+            csv.DictWriter(tmp, columns, restval="").writeheader()
+            csv.DictWriter(tmp, columns, restval="").writerows(roster)
+        nbgrader("db", "student", "import", tmp.name, root=root, check=False)
+        Path(tmp.name).unlink()
+    print(col.report(found))
+    if args.dry_run:
+        print("(dry run: nothing written)")
+    if found.problems:
+        print(f"course collect: {len(found.unmatched)} unmatched and {len(found.rejected)} rejected file(s) "
+              "not collected (listed above)", file=sys.stderr)
+    return 2 if found.problems else 0
 
 
 def grade(root: Path, args: argparse.Namespace) -> int:
@@ -113,6 +137,7 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     from . import grade as g
     from . import sandbox
 
+    settings = course_config(root)
     report = sandbox.probe()
     if args.probe:
         print(report)
@@ -132,14 +157,19 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     if args.sandbox != "off" and report.get("uid_drop"):
         # Kernels run as an unprivileged uid: the course's own model cache must be world-readable
         # (save_pretrained writes model.safetensors 0600). Only this cache, never ~/.cache/huggingface.
-        cache = Path(os.environ.get("LLM_COURSE_CACHE_DIR") or Path.home() / ".cache" / "llm-course")
+        cache = settings.cache_path
         if g.share_readable(cache):
             print(f"course grade: made {cache} readable by the sandboxed kernels", file=sys.stderr)
-    opts = g.GradeOptions(force=args.force, timeout=args.timeout, sandbox=args.sandbox,
-                          memory=sandbox.parse_size(args.memory), cpu=args.cpu, kernel_threads=args.kernel_threads,
+    # A flag given on the command line wins; otherwise the course's settings (course.toml, LLM_COURSE_*).
+    timeout = args.timeout if args.timeout is not None else settings.grade_timeout
+    memory = args.memory if args.memory is not None else settings.grade_memory
+    cpu = args.cpu if args.cpu is not None else settings.grade_cpu
+    workers = args.workers or settings.grade_workers or os.cpu_count() or 1
+    opts = g.GradeOptions(force=args.force, timeout=timeout, sandbox=args.sandbox,
+                          memory=sandbox.parse_size(memory), cpu=cpu, kernel_threads=args.kernel_threads,
                           network=args.network, hide=args.hide, expose=args.expose)
     os.environ.update(PATH=nbgrader_env()["PATH"])
-    results = g.grade_all(root, args.assignment, opts, workers=args.workers, scheduler=args.scheduler,
+    results = g.grade_all(root, args.assignment, opts, workers=workers, scheduler=args.scheduler,
                           only=args.student or None)
     print(g.summary_table(results))
     return 0 if all(r.status in ("ok", "skipped") for r in results) else 1
@@ -160,22 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
                        description=col.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("assignment")
     p.add_argument("zip", type=Path, help="the zip downloaded from the LMS (or made from Colab downloads)")
-    p.add_argument("--roster", type=Path, help="CSV with an `id` column (also imported into the gradebook)")
-    p.add_argument("--pattern", help="regex with named groups `student` and `notebook` for other LMS names")
-    p.add_argument("--dry-run", action="store_true", help="only report how files would be mapped")
+    p.add_argument("--roster", type=Path, help="nbgrader's student CSV (`id`, first_name, last_name, email, "
+                   "lms_user_id) or one id per line; also imported into the gradebook")
+    p.add_argument("--lms", choices=["auto", *col.LAYOUTS], default="auto",
+                   help="how the download names students (default: detected, and the report says which)")
+    p.add_argument("--pattern", help="regex with named groups `student` and `notebook`, searched in each path")
+    p.add_argument("--max-notebook", help="largest notebook unpacked, e.g. 20M (default: collect_max_notebook "
+                   "in course.toml, 20M)")
+    p.add_argument("--max-total", help="most bytes unpacked from one download (default: collect_max_total, 2G)")
+    p.add_argument("--dry-run", action="store_true", help="only report how files would be mapped and checked")
 
     p = sub.add_parser("grade", help="autograde submissions in parallel, sandboxed (local or Dask)",
                        description=GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("assignment")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                       help="submissions graded at once on this machine (default: CPU count)")
+    where.add_argument("--workers", type=int,
+                       help="submissions graded at once on this machine (default: grade_workers in "
+                            "course.toml, else the CPU count)")
     where.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (shared FS!)")
     p.add_argument("--student", action="append", default=[], help="grade only this student (repeatable)")
     p.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
-    p.add_argument("--timeout", type=float, default=1800, help="wall-time limit per submission, seconds")
-    p.add_argument("--memory", default="6G", help="address-space limit of each kernel (e.g. 6G)")
-    p.add_argument("--cpu", type=int, default=1800, help="CPU-time limit of each kernel, seconds")
+    p.add_argument("--timeout", type=float, help="wall-time limit per submission, seconds "
+                   "(default: grade_timeout in course.toml, 1800)")
+    p.add_argument("--memory", help="address-space limit of each kernel, e.g. 6G (default: grade_memory, 6G)")
+    p.add_argument("--cpu", type=int, help="CPU-time limit of each kernel, seconds (default: grade_cpu, 1800)")
     p.add_argument("--kernel-threads", type=int, help="OMP/MKL threads per kernel (default: CPUs / workers)")
     p.add_argument("--sandbox", choices=["auto", "strict", "off"], default="auto",
                    help="auto: isolate where possible; strict: refuse to grade without isolation; off")
@@ -197,13 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     """Parse the command line and run one subcommand."""
     args = build_parser().parse_args(argv)
-    root = Path(root or os.environ.get("COURSE_ROOT") or ROOT).resolve()
+    try:  # the course around the current directory, never the checkout this package came from
+        root = Path(root).resolve() if root else find_course_root()
+    except CourseRootNotFound as err:
+        print(f"course: {err}", file=sys.stderr)
+        return 2
+    # Child processes (nbgrader, its kernels, helpers.course_config) then see the same course.
+    os.environ["COURSE_ROOT"] = str(root)
     if args.command == "release":
         release(root, names=args.assignment or None)
     elif args.command == "stamp":
         stamp(root)
     elif args.command == "collect":
-        return collect(root, args.assignment, args.zip, args.roster, args.pattern, args.dry_run)
+        return collect(root, args)
     elif args.command == "grade":
         return grade(root, args)
     elif args.command == "feedback":

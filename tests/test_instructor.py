@@ -1,4 +1,4 @@
-"""The instructor tooling: `course collect`, parallel and Dask grading, and the kernel sandbox.
+"""The instructor tooling: parallel and Dask grading, and the kernel sandbox.
 
 Everything runs on a tiny throw-away course (tests/fixtures/tiny_course.py) in a temporary directory.
 """
@@ -13,13 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_tools import cli, collect, grade, sandbox
+from course_tools import cli, grade, sandbox
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_course as tc  # noqa: E402
@@ -46,64 +45,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# ------------------------------------------------------------------------------------------ collect
-
-def make_zip(path: Path, names: list[str], nb_text: str = "{}") -> Path:
-    """Write a zip whose members are ``names`` (notebooks hold ``nb_text``)."""
-    with zipfile.ZipFile(path, "w") as zf:
-        for name in names:
-            zf.writestr(name, nb_text)
-    return path
-
-
-@pytest.mark.parametrize("member, expected", [
-    ("alice/one.ipynb", ("alice", "one")),
-    ("export/bob/two.ipynb", ("bob", "two")),
-    ("carol_one.ipynb", ("carol", "one")),
-    ("dave-two.ipynb", ("dave", "two")),
-    ("Copy of erin_one.ipynb", ("erin", "one")),
-    ("frank_two (1).ipynb", ("frank", "two")),
-    ("Copy of gina/one (2).ipynb", ("gina", "one")),
-    ("h.smith_one-1.ipynb", ("h.smith", "one")),
-])
-def test_match_member_accepts_documented_names(member, expected):
-    """Every documented file-name pattern maps to (student, notebook)."""
-    assert collect.match_member(member, ["one", "two"]) == expected
-
-
-@pytest.mark.parametrize("member", ["one.ipynb", "alice_three.ipynb", "alice.ipynb", "my name_one.ipynb"])
-def test_match_member_rejects_with_a_reason(member):
-    """Names without a student, with an unknown notebook or an invalid id come back as a reason."""
-    assert isinstance(collect.match_member(member, ["one", "two"]), str)
-
-
-def test_collect_maps_students_and_lists_unmatched(tmp_path):
-    """`course collect` writes submitted/<student>/<assignment>/ and names every unmatched file."""
-    root = tmp_path / "course"
-    (root / "source" / "tiny").mkdir(parents=True)
-    for nb in ("one", "two"):
-        nbformat.write(nbformat.v4.new_notebook(), root / "source" / "tiny" / f"{nb}.ipynb")
-    z = make_zip(tmp_path / "lms.zip", ["alice/one.ipynb", "alice/two.ipynb", "Copy of bob_one (1).ipynb",
-                                        "carol_two.ipynb", "stray.ipynb", "zed_one.ipynb", "notes.txt",
-                                        "__MACOSX/._alice_one.ipynb"])
-    roster = tmp_path / "roster.csv"
-    roster.write_text("id,first_name\nalice,A\nbob,B\ncarol,C\nmissy,M\n")
-    dry = run_course(root, "collect", "tiny", str(z), "--roster", str(roster), "--dry-run")
-    assert dry.returncode == 2 and not (root / "submitted").exists()
-    done = run_course(root, "collect", "tiny", str(z), "--roster", str(roster))
-    assert done.returncode == 2, done.stderr
-    assert "stray.ipynb" in done.stderr and "zed_one.ipynb" in done.stderr and "not on the roster" in done.stderr
-    assert "missy" in done.stderr and "notes.txt" in done.stderr
-    got = sorted(p.relative_to(root / "submitted").as_posix() for p in (root / "submitted").rglob("*.ipynb"))
-    assert got == ["alice/tiny/one.ipynb", "alice/tiny/two.ipynb", "bob/tiny/one.ipynb", "carol/tiny/two.ipynb"]
-    assert (root / "submitted" / "bob" / "tiny" / "timestamp.txt").is_file()
-
-
-def test_collect_custom_pattern():
-    """--pattern picks the student out of an LMS name such as Canvas' login_userid_subid_NB."""
-    found = collect.match_member("smithj_1234_9876_one.ipynb", ["one", "two"],
-                                 collect.re.compile(r"^(?P<student>[^_]+)_\d+_\d+_(?P<notebook>.+)\.ipynb$"))
-    assert found == ("smithj", "one")
+# (`course collect` is tested in tests/test_collect.py)
 
 
 def test_help_describes_the_loop_and_limits():
