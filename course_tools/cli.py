@@ -182,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("release", help="generate release/ from source/ (all assignments, or those named)")
     p.add_argument("assignment", nargs="*")
-    sub.add_parser("stamp", help="rewrite every notebook's Colab badge and bootstrap cell")
+    p = sub.add_parser("stamp", help="rewrite every notebook's Colab badge and bootstrap cell")
+    p.add_argument("--repository", metavar="URL",
+                   help="first set [project.urls] Repository in pyproject.toml to URL (the repository "
+                        "students' Colab installs the course from), then stamp")
 
     from . import collect as col
 
@@ -245,6 +248,11 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     if args.command == "release":
         release(root, names=args.assignment or None)
     elif args.command == "stamp":
+        if args.repository:
+            from .colab import set_repository_url
+
+            set_repository_url(args.repository, root)
+            print(f"pyproject.toml: [project.urls] Repository = {args.repository}")
         stamp(root)
     elif args.command == "collect":
         return collect(root, args)

@@ -7,6 +7,7 @@ a code cell tagged ``colab-bootstrap``; :func:`stamp_notebook` rewrites both fro
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -23,41 +24,116 @@ def repository_url(root: Path = ROOT) -> str:
     return data["project"]["urls"]["Repository"].rstrip("/")
 
 
+REPOSITORY_LINE = re.compile(r'^(Repository\s*=\s*)"[^"]*"', re.MULTILINE)
+
+
+def set_repository_url(url: str, root: Path = ROOT) -> bool:
+    """Write ``url`` as ``[project.urls] Repository`` in pyproject.toml (comments kept); return whether it changed."""
+    path = root / "pyproject.toml"
+    text = path.read_text()
+    if not REPOSITORY_LINE.search(text):
+        raise ValueError(f'{path}: no `Repository = "..."` line under [project.urls]; add one first.')
+    new = REPOSITORY_LINE.sub(lambda m: f'{m.group(1)}"{url.rstrip("/")}"', text, count=1)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 def models_requirements(root: Path = ROOT) -> list[str]:
     """Return the embedded-model packages (pinned) from models.txt."""
     lines = (root / "models.txt").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def is_graded(relative_path: str) -> bool:
+    """Return whether the notebook at ``relative_path`` (from the course root) belongs to a graded assignment."""
+    parts = Path(relative_path).parts
+    return len(parts) > 2 and parts[0] in ("source", "release") and parts[1] != "lectures"
+
+
+# What every graded notebook tells its students about handing in (stamped under the badge).
+HAND_IN = """\
+**Handing in.** Write only in the answer cells (`YOUR CODE HERE`, `YOUR ANSWER HERE`); never delete,
+move or retype the other cells, and keep the notebook's file name.
+- *JupyterLab*: save, then press **Validate** in the notebook's toolbar (or run `nbgrader validate
+  NOTEBOOK.ipynb` in its folder). "Success" means every visible test passes; a test cell listed with
+  `NotImplementedError` belongs to an exercise you have not answered yet. Hidden tests run at grading.
+- *Colab*: first *File → Save a copy in Drive* (and work in that copy), then *Runtime → Run all* and
+  check that every *visible tests* cell runs without an error; hand in the file from *File → Download →
+  Download .ipynb*, without renaming it."""
+
+
 def badge_source(relative_path: str, root: Path = ROOT) -> str:
-    """Return the markdown of the "Open in Colab" badge for the notebook at ``relative_path``."""
+    """Return the first markdown cell: the "Open in Colab" badge, plus the hand-in steps in graded notebooks."""
     slug = repository_url(root).removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{slug}/blob/main/{relative_path}"
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+    return f"{badge}\n\n{HAND_IN}" if is_graded(relative_path) else badge
+
+
+# The bootstrap cell. It stays silent outside Colab. On Colab it asks the repository for its
+# current commit (so a course that changed since the package was installed is reinstalled),
+# installs the package at that commit and the offline models, and says so in one line. When the
+# repository cannot be reached or installed from, it says which URL it tried and what the instructor
+# must do, with git's or pip's own error below: no traceback, and nothing that suggests
+# `pip install helpers` (an unrelated PyPI package).
+BOOTSTRAP = """\
+# Colab bootstrap (written by `course stamp`): on Google Colab, install the course package (`helpers`)
+# and the offline models from the course repository. Elsewhere this cell does nothing.
+import sys
+
+
+def _course_bootstrap(repository, models):
+    import importlib, importlib.metadata, json, os, subprocess
+
+    class CourseInstallFailed(Exception):
+        def _render_traceback_(self):  # IPython prints this text instead of a traceback
+            return str(self).splitlines()
+
+    env = dict(os.environ, GIT_TERMINAL_PROMPT='0')  # fail at once instead of asking for a password
+
+    def run(command):
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise CourseInstallFailed(
+                f'Could not install the course from {{repository}}: the instructor must set [project.urls] '
+                'Repository in pyproject.toml to the course repository and run `course stamp` '
+                '(do not `pip install helpers`, an unrelated package). The error was:\\n'
+                + (done.stderr or done.stdout).strip())
+        return done.stdout
+
+    head = (run(['git', 'ls-remote', repository, 'HEAD']).split() or ['HEAD'])[0]
+    try:
+        direct = importlib.metadata.distribution('llm-course').read_text('direct_url.json') or '{{}}'
+        installed = json.loads(direct).get('vcs_info', {{}}).get('commit_id')
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != head:
+        pip = [sys.executable, '-m', 'pip', 'install', '-q', '--no-input']
+        run(pip + [f'llm-course @ git+{{repository}}@{{head}}'])
+        run(pip + ['--no-deps', *models])
+        importlib.invalidate_caches()
+    version = importlib.metadata.version('llm-course')
+    done = 'Installed' if installed != head else 'Already installed:'
+    restart = (' Restart the session (Runtime > Restart session) to use it.'
+               if installed != head and 'helpers' in sys.modules else '')
+    print(f'{{done}} llm-course {{version}} (commit {{head[:10]}}) from {{repository}}, with the offline models.{{restart}}')
+
+
+if 'google.colab' in sys.modules:
+    _course_bootstrap({repository!r}, {models!r})"""
 
 
 def bootstrap_source(root: Path = ROOT) -> str:
-    """Return the first code cell: on Colab only, install the course helpers and offline models."""
-    models = ", ".join(repr(m) for m in models_requirements(root))
-    return (
-        "# Colab bootstrap: on Google Colab, install the course helpers and the offline models.\n"
-        "# Elsewhere (JupyterLab with the course environment) this cell does nothing.\n"
-        "import subprocess, sys\n"
-        "if 'google.colab' in sys.modules:\n"
-        "    pip = [sys.executable, '-m', 'pip', 'install', '-q']\n"
-        f"    subprocess.check_call(pip + ['llm-course @ git+{repository_url(root)}'])\n"
-        f"    subprocess.check_call(pip + ['--no-deps', {models}])"
-    )
+    """Return the first code cell: on Colab only, install the course package and offline models (one line out)."""
+    return BOOTSTRAP.format(repository=repository_url(root), models=models_requirements(root))
 
 
 def stamp_notebook(path: Path, relative_to: Path = ROOT) -> bool:
     """Rewrite the badge and bootstrap cells of the notebook at ``path``; return whether it changed."""
     nb = nbformat.read(path, as_version=4)
     relative = path.resolve().relative_to(relative_to).as_posix()
-    # The course being stamped names the repository, not the checkout this package was installed
-    # from; a course folder without its own pyproject.toml (a scratch copy) falls back to the package's.
-    origin = relative_to if (relative_to / "pyproject.toml").is_file() else ROOT
-    wanted = {BADGE_TAG: badge_source(relative, origin), BOOTSTRAP_TAG: bootstrap_source(origin)}
+    wanted = {BADGE_TAG: badge_source(relative), BOOTSTRAP_TAG: bootstrap_source()}
     changed = False
     for cell in nb.cells:
         for tag, source in wanted.items():
