@@ -30,5 +30,47 @@ c.Exchange.root = str(ROOT / ".exchange")
 c.Exchange.path_includes_course = True
 
 # A submission that deleted a test cell gets it back (locked, from the gradebook) instead of
-# silently losing those points or escaping the test.
+# silently losing those points or escaping the test. (course_tools.preprocessors.EnforceSourceCells
+# below already puts every missing cell back in its place; this stays as nbgrader's own safety net.)
 c.OverwriteCells.add_missing_cells = True
+
+# Grading trusts nothing a student can set (course_tools/preprocessors.py). Order, sanitize step:
+# ClearOutput first (outputs are never trusted); then EnforceSourceCells, BEFORE DeduplicateIds and
+# OverwriteCells, because those two only see cells that still carry metadata: EnforceSourceCells
+# resolves duplicated/unknown/missing ids itself (nbgrader's own handling fails the whole submission),
+# recovers cells that lost their metadata, and resets metadata, tags and locked sources from the
+# gradebook and source/ (so skip-execution & co. on a test cell have no effect); nbgrader's own
+# steps then find nothing left to fix and CheckCellMetadata validates the result.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "course_tools.preprocessors.EnforceSourceCells",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Autograde step: nbgrader's list, with StripActiveContent after the scores are saved (grading is
+# unchanged) and before the notebook is written, so the autograded copy that formgrader renders
+# and feedback is made from holds no script from the submission.
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "course_tools.preprocessors.StripActiveContent",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Feedback: hidden tests become a placeholder (tracebacks quoting them are cut to the error line),
+# and active content is stripped again (autograded copies made before this config existed).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "course_tools.preprocessors.HideHiddenTests",
+    "course_tools.preprocessors.StripActiveContent",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# `course export` (course_tools/export.py): weight of each assignment in the weighted total; an
+# assignment not named here weighs 1. The practice assignment (the lecture exercises) counts less.
+c.CourseExport.weights = {"lectures": 0.2}

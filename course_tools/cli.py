@@ -13,7 +13,10 @@ upward from the current directory, else $COURSE_ROOT; every path derives from it
                                      and limited; results in the nbgrader gradebook.
      (manual grading: nbgrader formgrader / JupyterLab's Formgrader, unchanged)
   4. course feedback <a>             nbgrader generate_feedback -> feedback/<student>/<a>/*.html
-  5. course export [--to grades.csv] nbgrader export: one row per student and assignment.
+                                     (hidden tests replaced by a placeholder, scripts removed)
+  5. course export [--to grades.csv] one row per student and assignment: score, max, status
+                                     (ok / needs attention / failed / missing), what grading
+                                     repaired, and a weighted total (see `course export --help`).
 
 `course stamp` rewrites the Colab cells of every lecture and source notebook.
 Everything else (formgrader, db student import, validate) is plain nbgrader in the course root.
@@ -230,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback", help="nbgrader generate_feedback for an assignment")
     p.add_argument("assignment")
     p.add_argument("--force", action="store_true")
-    p = sub.add_parser("export", help="nbgrader export of the gradebook to CSV")
+    from . import export as exp
+
+    p = sub.add_parser("export", help="grades, status and events per student and assignment to CSV",
+                       description=exp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
     return parser
 
@@ -262,7 +268,10 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         return nbgrader("generate_feedback", args.assignment, *(["--force"] if args.force else []),
                         root=root, check=False).returncode
     elif args.command == "export":
-        return nbgrader("export", "--to", str(Path(args.to).resolve()), root=root, check=False).returncode
+        from . import export as exp
+
+        data = exp.export(root, Path(args.to).resolve())
+        print(f"wrote {len(data)} rows to {Path(args.to).resolve()}")
     return 0
 
 

@@ -64,6 +64,7 @@ class Result:
     message: str = ""
     score: float | None = None
     max_score: float | None = None
+    events: list[dict] = field(default_factory=list)  # course_tools.preprocessors events of this submission
 
 
 def students(root: Path, assignment: str) -> list[str]:
@@ -245,6 +246,7 @@ def grade_all(root: Path, assignment: str, opts: GradeOptions, workers: int = 1,
         results += _grade_local(root, assignment, todo, opts, workers)
     results.sort(key=lambda r: r.student)
     add_scores(root, assignment, results)
+    add_events(root, assignment, results)
     save_results(root, assignment, results)
     return results
 
@@ -296,17 +298,36 @@ def save_results(root: Path, assignment: str, results: list[Result]) -> Path:
     return path
 
 
+def add_events(root: Path, assignment: str, results: list[Result]) -> None:
+    """Attach each submission's grading events (restored tests, edited cells, ...) and missing notebooks."""
+    from .preprocessors import missing_notebooks, read_events
+
+    for r in results:
+        r.events = read_events(root, assignment, r.student) + missing_notebooks(root, assignment, r.student)
+
+
+def shown_status(r: Result) -> str:
+    """Return the status to show: "needs attention" for a graded submission a human must look at."""
+    from .preprocessors import needs_attention
+
+    return "needs attention" if r.status == "ok" and needs_attention(r.events) else r.status
+
+
 def summary_table(results: list[Result]) -> str:
-    """Return the summary as a plain-text table: student, score, max, status, seconds."""
+    """Return the summary as a plain-text table: student, score, max, status, seconds, note (events)."""
+    from .preprocessors import describe
+
     fmt = lambda x: "-" if x is None else f"{x:g}"  # noqa: E731
     rows = [("student", "score", "max", "status", "seconds", "note")]
-    rows += [(r.student, fmt(r.score), fmt(r.max_score), r.status, f"{r.seconds:.1f}", r.message[:70])
+    rows += [(r.student, fmt(r.score), fmt(r.max_score), shown_status(r), f"{r.seconds:.1f}",
+              "; ".join(filter(None, [r.message[:70], describe(r.events)])))
              for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + ("  " + row[5] if row[5] else "")
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed", "timeout")}
+    counts = {s: sum(shown_status(r) == s for r in results)
+              for s in ("ok", "needs attention", "skipped", "failed", "timeout")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
     return "\n".join(lines)
 

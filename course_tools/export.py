@@ -1,0 +1,108 @@
+"""`course export`: one CSV row per student and assignment, with a status that tells a real 0 from a problem.
+
+Columns: student, assignment, score, max_score, status, needs_manual_grade, events, weight.
+status is one of
+  ok               graded; nothing a human must look at (events may still say what was repaired),
+  needs attention  graded, but something must be checked by hand (a notebook without nbgrader
+                   metadata that could not be fully recovered, an answer moved out of a new cell,
+                   a notebook that was not submitted, ...),
+  failed           autograding failed or timed out for this submission (see `course grade`),
+  missing          no submission at all.
+After each student's assignments a row with assignment "weighted total" gives the weighted mean of
+score/max_score in percent. Weights come from nbgrader_config.py (``c.CourseExport.weights =
+{"lectures": 0.2}``); an assignment not named there weighs 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from traitlets import Dict, Float
+from traitlets.config import Configurable
+from traitlets.config.loader import PyFileConfigLoader
+
+from .preprocessors import STATE_DIR, describe, missing_notebooks, needs_attention, read_events
+
+COLUMNS = ["student", "assignment", "score", "max_score", "status", "needs_manual_grade", "events", "weight"]
+TOTAL = "weighted total"
+
+
+class CourseExport(Configurable):
+    """Settings of `course export`, read from nbgrader_config.py."""
+
+    weights = Dict(default_value={}, help="Weight of each assignment in the total (default 1); "
+                   "e.g. {'lectures': 0.2} for the practice assignment.").tag(config=True)
+    default_weight = Float(1.0, help="Weight of an assignment not named in weights.").tag(config=True)
+
+
+def settings(root: Path) -> CourseExport:
+    """Return the export settings of the course at ``root``."""
+    path = root / "nbgrader_config.py"
+    config = PyFileConfigLoader(path.name, path=str(root)).load_config() if path.is_file() else None
+    return CourseExport(config=config) if config is not None else CourseExport()
+
+
+def _results(root: Path, assignment: str) -> dict:
+    """Return `course grade`'s recorded results of an assignment ({} when it never ran)."""
+    path = root / "autograded" / STATE_DIR / assignment / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def rows(root: Path) -> list[dict]:
+    """Return the export rows for every student and assignment in the gradebook, totals included."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    root = Path(root).resolve()
+    conf = settings(root)
+    out: list[dict] = []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assignments = sorted(a.name for a in gb.assignments)
+        maxima = {a.name: a.max_score for a in gb.assignments}
+        results = {a: _results(root, a) for a in assignments}
+        for student in sorted(s.id for s in gb.students):
+            weighted, weights = 0.0, 0.0
+            for assignment in assignments:
+                weight = float(conf.weights.get(assignment, conf.default_weight))
+                row = {"student": student, "assignment": assignment, "weight": weight}
+                try:
+                    sub = gb.find_submission(assignment, student)
+                except MissingEntry:
+                    row.update(score=0.0, max_score=maxima[assignment], status="missing", needs_manual_grade=False,
+                               events="no submission")
+                else:
+                    events = read_events(root, assignment, student) + missing_notebooks(root, assignment, student)
+                    recorded = results[assignment].get(student, {}).get("status")
+                    autograded = (root / "autograded" / student / assignment).is_dir()
+                    if recorded in ("failed", "timeout") or not autograded:
+                        status = "failed"
+                    elif needs_attention(events):
+                        status = "needs attention"
+                    else:
+                        status = "ok"
+                    row.update(score=sub.score, max_score=sub.max_score, status=status,
+                               needs_manual_grade=bool(sub.needs_manual_grade),
+                               events=describe(events) or "")
+                out.append(row)
+                if row["max_score"]:
+                    weighted += weight * row["score"] / row["max_score"]
+                    weights += weight
+            total = round(100 * weighted / weights, 2) if weights else 0.0
+            out.append({"student": student, "assignment": TOTAL, "score": total, "max_score": 100.0,
+                        "status": "", "needs_manual_grade": "", "events": "", "weight": ""})
+    return out
+
+
+def export(root: Path, to: Path) -> list[dict]:
+    """Write the export CSV to ``to`` and return its rows."""
+    data = rows(root)
+    with open(to, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in data:
+            writer.writerow({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return data
