@@ -1,34 +1,60 @@
-"""Lecture notebooks (notebooks/*.ipynb): stored clean, and each runs offline top to bottom.
+"""Lecture notebooks: one nbgrader practice assignment, `lectures`, released into notebooks/.
 
-The fast test checks what is stored: valid nbformat, no outputs, the Colab cells tagged and up to
-date. The slow test executes every notebook as a student would (offline, on the CPU) and checks
-that it drew real figures and kept its "check" cells, the cells that assert the key facts.
+The instructor's source (source/lectures/, solutions and hidden tests) is the single source of
+truth; notebooks/ is its nbgrader release, committed. Fast tests check what is stored: valid
+nbformat, no outputs, the Colab cells (badges open the student copy), the "check" cells that
+assert each lecture's key facts, the exercises' nbgrader cells, and a student copy that is fresh
+and holds no solution or hidden test. Slow tests execute every source notebook once, as a student
+would (offline, on the CPU: no error, nothing on stderr, real figures), and grade two scripted
+submissions with nbgrader: the executed source scores full marks, the untouched student copies
+(executed there, their only execution) score 0 and fail only with the stubs' NotImplementedError.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from course_tools.colab import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source
+from course_tools.release import LECTURES, release_lectures
 
-from conftest import ROOT, execute_notebook
+from conftest import ROOT, Executed, execute_notebook
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOURCE = ROOT / "source" / LECTURES
+STUDENT = ROOT / "notebooks"
+SOURCES = sorted(SOURCE.glob("*.ipynb"))
 CHECK_TAG = "check"
 MIN_CHECK_CELLS = 3
 MIN_PNG_BYTES = 5_000
-# Beyond the generic "check" tag, the cell that asserts each notebook's central fact.
+# Beyond the generic "check" tag, the cells that assert each notebook's central facts.
 REQUIRED_TAGS: dict[str, set[str]] = {
-    "01_huggingface_tour.ipynb": {"check-loss"},
-    "02_bert_embeddings.ipynb": {"check-param-count"},
-    "03_attention_heads.ipynb": {"check-attention"},
-    "04_fine_tuning.ipynb": {"check-lora", "check-baseline", "check-reload"},
+    "01_huggingface_tour.ipynb": {"check-loss", "check-perplexity", "check-final-norm", "check-8bit"},
+    "02_bert_embeddings.ipynb": {"check-param-count", "check-bank-embedding-layer"},
+    "03_attention_heads.ipynb": {"check-attention", "check-masked-row"},
+    "04_fine_tuning.ipynb": {"check-lora", "check-baseline", "check-reload", "check-kbit"},
 }
+# The autograded exercises of each lecture and their points (other lectures need at least one).
+EXERCISES: dict[str, dict[str, int]] = {
+    "01_huggingface_tour.ipynb": {"sequence_log_prob": 3, "nucleus_filter": 3},
+    "02_bert_embeddings.ipynb": {"word_vector": 3, "semantic_search": 2},
+    "03_attention_heads.ipynb": {"attention": 3, "previous_token_score": 2},
+    "04_fine_tuning.ipynb": {"f1_by_hand": 2, "lora_trainable_parameters": 2},
+}
+NBGRADER_KEYS = {"schema_version", "grade", "locked", "solution", "task", "grade_id", "points", "checksum",
+                 "cell_type"}
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 
 
 def _tags(cell) -> list[str]:
@@ -36,38 +62,190 @@ def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def _check_tags(path: Path, nb) -> None:
+def _nbgrader(cell) -> dict:
+    """Return a cell's nbgrader metadata ({} when it has none)."""
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _check_tags(name: str, nb) -> None:
     """Assert the notebook has enough "check" cells and the tags named for it in REQUIRED_TAGS."""
     tagged = [c for c in nb.cells if CHECK_TAG in _tags(c)]
     assert len(tagged) >= MIN_CHECK_CELLS, (
-        f"{path.name}: {len(tagged)} cell(s) tagged {CHECK_TAG!r}; at least {MIN_CHECK_CELLS} expected")
+        f"{name}: {len(tagged)} cell(s) tagged {CHECK_TAG!r}; at least {MIN_CHECK_CELLS} expected")
     present = {t for c in nb.cells for t in _tags(c)}
-    missing = REQUIRED_TAGS.get(path.name, set()) - present
-    assert not missing, f"{path.name}: no cell tagged {sorted(missing)}"
+    missing = REQUIRED_TAGS.get(name, set()) - present
+    assert not missing, f"{name}: no cell tagged {sorted(missing)}"
     untagged = [t for c in nb.cells for t in _tags(c) if t.startswith("check-") and CHECK_TAG not in _tags(c)]
-    assert not untagged, f"{path.name}: cells tagged {untagged} must also carry the tag {CHECK_TAG!r}"
+    assert not untagged, f"{name}: cells tagged {untagged} must also carry the tag {CHECK_TAG!r}"
+    graded_checks = [_nbgrader(c).get("grade_id") for c in tagged if _nbgrader(c)]
+    assert not graded_checks, f"{name}: demonstration checks must not be nbgrader cells: {graded_checks}"
 
 
-def test_lecture_notebooks_exist():
-    assert NOTEBOOKS, f"no lecture notebooks under {ROOT / 'notebooks'}"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_lecture_stored_clean(path: Path):
-    nb = nbformat.read(path, as_version=4)
+def _stored_clean(path: Path, nb, badge_target: str) -> None:
+    """Assert valid nbformat, python3 kernel, no outputs, and up-to-date Colab cells opening ``badge_target``."""
     nbformat.validate(nb)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec is not python3"
     with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not with_outputs, f"{path.name}: cells {with_outputs} store outputs; clear them before saving"
-    relative = path.relative_to(ROOT).as_posix()
-    for tag, source, kind in ((BADGE_TAG, badge_source(relative), "markdown"),
+    for tag, source, kind in ((BADGE_TAG, badge_source(badge_target), "markdown"),
                               (BOOTSTRAP_TAG, bootstrap_source(), "code")):
         cells = [c for c in nb.cells if tag in _tags(c)]
         assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged {tag!r}, expected exactly one"
         assert cells[0].cell_type == kind, f"{path.name}: the {tag!r} cell must be a {kind} cell"
         assert "nbgrader" not in cells[0].metadata, f"{path.name}: the {tag!r} cell must carry no nbgrader metadata"
         assert cells[0].source == source, f"{path.name}: the {tag!r} cell is out of date; run `course stamp`"
-    _check_tags(path, nb)
+
+
+def _ends_with_expression(source: str) -> bool:
+    """Return whether code ends with an expression whose value nbgrader could read as a score."""
+    body = ast.parse(source).body
+    if not body or not isinstance(body[-1], ast.Expr):
+        return False
+    last = body[-1].value
+    return not (isinstance(last, ast.Call) and isinstance(last.func, ast.Name) and last.func.id == "print")
+
+
+def exercises_of(nb) -> dict[str, int]:
+    """Return {exercise grade_id: points of its test cell} of a source notebook, checking the pairs."""
+    found = {}
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if meta.get("solution") and not meta.get("grade"):
+            gid = meta["grade_id"]
+            test = [c for c in nb.cells if _nbgrader(c).get("grade_id") == f"test_{gid}"]
+            assert len(test) == 1, f"answer cell {gid!r} needs exactly one test cell 'test_{gid}'"
+            found[gid] = _nbgrader(test[0])["points"]
+    return found
+
+
+def hidden_lines(nb) -> list[str]:
+    """Return the distinctive lines of the hidden tests and solutions of a source notebook."""
+    found = []
+    for cell in nb.cells:
+        for begin, end in (("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
+                           ("### BEGIN SOLUTION", "### END SOLUTION")):
+            for block in re.findall(re.escape(begin) + r"(.*?)" + re.escape(end), cell.source, re.S):
+                found += [line.strip() for line in block.splitlines() if len(line.strip()) > 25]
+    return found
+
+
+def normalised(path: Path) -> dict:
+    """Return a notebook as JSON without the fields that may legitimately vary between runs."""
+    data = json.loads(path.read_text())
+    data["metadata"].pop("widgets", None)
+    return data
+
+
+# ---------------------------------------------------------------- stored: source and student copies
+
+
+def test_lectures_exist():
+    assert SOURCES, f"no lecture notebooks under {SOURCE}"
+    students = sorted(p.name for p in STUDENT.glob("*.ipynb"))
+    assert students == [p.name for p in SOURCES], (
+        "notebooks/ must hold exactly the student copies of source/lectures/: run `course release lectures`")
+    assert not (ROOT / "release" / LECTURES).exists(), "the lectures' release is notebooks/, not release/lectures/"
+    assert set(EXERCISES) <= {p.name for p in SOURCES}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_source_stored_clean(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    _stored_clean(path, nb, f"notebooks/{path.name}")
+    _check_tags(path.name, nb)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_source_exercises_are_real(path: Path):
+    """Every exercise: a stub-able answer cell and a locked test cell with visible and hidden tests."""
+    nb = nbformat.read(path, as_version=4)
+    ids = [_nbgrader(c)["grade_id"] for c in nb.cells if _nbgrader(c).get("grade_id")]
+    assert len(ids) == len(set(ids)), f"{path.name}: duplicate grade ids {ids}"
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if not meta:
+            continue
+        gid = meta.get("grade_id")
+        assert set(meta) <= NBGRADER_KEYS and meta["schema_version"] == 3, f"{path.name} {gid}: bad metadata {meta}"
+        assert gid and re.fullmatch(r"[A-Za-z0-9_\-]+", gid), f"{path.name}: a graded cell needs a grade_id"
+        assert cell.cell_type == "code", f"{path.name} {gid}: lecture exercises are code cells"
+        if meta["solution"]:
+            assert not meta["grade"] and not meta["locked"], f"{path.name} {gid}: an answer cell is solution only"
+            lines = cell.source.splitlines()
+            assert lines[0].startswith("def ") and lines[1].lstrip().startswith('"""'), (
+                f"{path.name} {gid}: the def line and docstring stay outside the solution, so the stub keeps them")
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, gid
+        else:
+            assert meta["grade"] and meta["locked"] and meta.get("points", 0) > 0, f"{path.name} {gid}: test cell"
+            assert gid.startswith("test_"), f"{path.name} {gid}: test cells are named test_<exercise>"
+            assert "### BEGIN HIDDEN TESTS" in cell.source and "### END HIDDEN TESTS" in cell.source, (
+                f"{path.name} {gid}: add hidden tests for the edge cases")
+            visible = HIDDEN.sub("", cell.source)
+            assert "assert " in visible, f"{path.name} {gid}: the student needs visible asserts"
+            for part, code in (("with", cell.source), ("without", visible)):
+                assert not _ends_with_expression(code), (
+                    f"{path.name} {gid}: the test cell ({part} its hidden tests) ends with an expression, "
+                    "which nbgrader may read as a partial score")
+    found = exercises_of(nb)
+    assert found, f"{path.name}: a lecture needs at least one autograded exercise"
+    if path.name in EXERCISES:
+        assert found == EXERCISES[path.name], f"{path.name}: exercises and points {found}"
+    assert hidden_lines(nb), f"{path.name}: no hidden parts"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_student_copy_stored_clean_and_hides_answers(path: Path):
+    student = STUDENT / path.name
+    assert student.is_file(), f"notebooks/{path.name} is missing: run `course release lectures`"
+    nb = nbformat.read(student, as_version=4)
+    _stored_clean(student, nb, f"notebooks/{path.name}")
+    _check_tags(path.name, nb)
+    text = student.read_text()
+    for marker in MARKERS:
+        assert marker not in text, f"notebooks/{path.name}: {marker!r} is in the student copy"
+    released = "\n".join(c.source for c in nb.cells)
+    secret = [line for line in hidden_lines(nbformat.read(path, as_version=4)) if line in released]
+    assert not secret, f"notebooks/{path.name}: solution or hidden-test lines leak: {secret}"
+    stubs = [c for c in nb.cells if _nbgrader(c).get("solution")]
+    assert stubs and all("raise NotImplementedError()" in c.source for c in stubs), (
+        f"notebooks/{path.name}: every answer cell should be a stub that raises NotImplementedError")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """Return a scratch course holding this repository's config and lecture sources, released there."""
+    course = tmp_path_factory.mktemp("lectures") / "course"
+    (course / "source").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(SOURCE, course / "source" / LECTURES)
+    release_lectures(course)
+    return course
+
+
+def test_student_copies_are_fresh(course: Path):
+    """The committed notebooks/ equals a fresh `course release lectures` of the committed source."""
+    fresh = sorted(p.name for p in (course / "notebooks").iterdir())
+    committed = sorted(p.name for p in STUDENT.iterdir())
+    assert fresh == committed, "notebooks/ holds other files than a fresh release: run `course release lectures`"
+    for name in committed:
+        assert normalised(course / "notebooks" / name) == normalised(STUDENT / name), (
+            f"notebooks/{name} is out of date: run `course release lectures` and commit the result")
+    for path in SOURCES:  # the release stamps the scratch source; the committed one must already be so
+        assert normalised(course / "source" / LECTURES / path.name) == normalised(path), (
+            f"source/lectures/{path.name}: its Colab cells are out of date; run `course stamp`")
+
+
+# ---------------------------------------------------------------- executed
+
+
+_EXECUTED: dict[str, Executed] = {}
+
+
+def executed_source(path: Path) -> Executed:
+    """Execute a source lecture once per session (offline, as a student would) and return the result."""
+    if path.name not in _EXECUTED:
+        _EXECUTED[path.name] = execute_notebook(path, timeout=300, env={"HF_HUB_OFFLINE": "1"})
+    return _EXECUTED[path.name]
 
 
 def _png_ok(data: str) -> tuple[int, tuple[int, int]]:
@@ -82,15 +260,87 @@ def _png_ok(data: str) -> tuple[int, tuple[int, int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_lecture_runs_offline(path: Path):
-    run = execute_notebook(path, timeout=300, env={"HF_HUB_OFFLINE": "1"})
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_source_lecture_runs_offline(path: Path):
+    run = executed_source(path)
     print(f"{path.name}: executed in {run.seconds:.1f} s")
     assert run.error is None, f"{path.name} failed:\n{run.error}"
+    assert run.stderr() == [], f"{path.name} wrote to stderr (fix it at the source):\n{run.stderr()[:3]}"
     images = run.images()
     assert images, f"{path.name}: no figure (PNG) was displayed"
     for number, data in enumerate(images, 1):
         size, (width, height) = _png_ok(data)
         assert size > MIN_PNG_BYTES and width > 100 and height > 100, (
             f"{path.name}: figure {number} looks empty ({size} bytes, {width}x{height} px)")
-    _check_tags(path, run.nb)
+    _check_tags(path.name, run.nb)
+
+
+def _nbgrader_run(course: Path, *args: str) -> subprocess.Popen:
+    """Start an nbgrader subcommand in ``course`` (output captured)."""
+    from course_tools.environment import nbgrader_env
+
+    return subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, text=True,
+                            env=nbgrader_env(HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _submit(course: Path, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> None:
+    """Write notebooks as ``student``'s submission of the lectures."""
+    folder = course / "submitted" / student / LECTURES
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, folder / name)
+    (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+
+
+def _scores(course: Path, student: str) -> dict[str, float]:
+    """Return {grade_id: score} of one student's lectures submission, plus '_total' and '_max'."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(LECTURES, student)
+        found = {"_total": submission.score, "_max": submission.max_score}
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                found[f"{nb.name}/{grade.name}"] = grade.score
+        return found
+
+
+@pytest.mark.slow
+def test_lectures_are_graded_by_nbgrader(course: Path):
+    """`lectures` grades like any assignment: the source scores full marks, the student copies 0.
+
+    The reference submission is each source notebook as executed above (its one execution, with the
+    hidden tests in place), graded without re-executing; the blank submission is the committed
+    student copies, executed by nbgrader (their one execution).
+    """
+    reference = {}
+    for path in SOURCES:
+        run = executed_source(path)
+        assert run.error is None, f"{path.name} failed, so it cannot serve as the reference:\n{run.error}"
+        reference[path.name] = run.nb
+    _submit(course, "ref", reference)
+    _submit(course, "blank", {p.name: nbformat.read(STUDENT / p.name, as_version=4) for p in SOURCES})
+    procs = [_nbgrader_run(course, "autograde", LECTURES, "--student", "ref", "--no-execute"),
+             _nbgrader_run(course, "autograde", LECTURES, "--student", "blank")]
+    for proc in procs:
+        out = proc.communicate()[0]
+        assert proc.returncode == 0, f"nbgrader autograde failed ({proc.returncode}):\n{out[-3000:]}"
+
+    points = {f"{p.stem}/test_{gid}": pts for p in SOURCES
+              for gid, pts in exercises_of(nbformat.read(p, as_version=4)).items()}
+    ref, blank = _scores(course, "ref"), _scores(course, "blank")
+    print(f"lectures: reference {ref['_total']} of {ref['_max']}, blank {blank['_total']}")
+    assert ref["_max"] == sum(points.values()), (ref, points)
+    for gid, pts in points.items():
+        assert ref[gid] == pts, f"reference {gid}: {ref[gid]} of {pts}"
+        assert blank[gid] == 0, f"untouched {gid}: {blank[gid]}"
+    assert ref["_total"] == ref["_max"] and blank["_total"] == 0
+
+    for path in SOURCES:
+        nb = nbformat.read(course / "autograded" / "blank" / LECTURES / path.name, as_version=4)
+        tests = {f"test_{gid}" for gid in exercises_of(nbformat.read(path, as_version=4))}
+        errors = [(_nbgrader(c).get("grade_id"), o["ename"]) for c in nb.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []) if o["output_type"] == "error"]
+        wrong = [(gid, ename) for gid, ename in errors if ename != "NotImplementedError" or gid not in tests]
+        assert not wrong, f"notebooks/{path.name}: errors other than an exercise's NotImplementedError: {wrong}"
+        assert {gid for gid, _ in errors} == tests, f"notebooks/{path.name}: every test cell should fail untouched"
