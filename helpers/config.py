@@ -40,16 +40,6 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
 
 
-def _weights(value: Any) -> dict[str, float]:
-    """Return assignment weights from a TOML table or an env string "lectures=0.1,language_models=1"."""
-    if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items()}
-    pairs = [item.split("=", 1) for item in str(value).split(",") if item.strip()]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"weights must look like name=0.5,other=1 (got {value!r})")
-    return {k.strip(): float(v) for k, v in pairs}
-
-
 def _text(value: Any) -> str:
     """Return a setting as text (TOML numbers allowed where text is expected)."""
     return str(value)
@@ -75,8 +65,6 @@ class CourseConfig:
     # `course collect` caps, checked before anything is unpacked.
     collect_max_notebook: str = "20M"
     collect_max_total: str = "2G"
-    # Weight of an assignment in a course total when it is not 1 (practice work, e.g. lectures = 0).
-    practice_weights: dict[str, float] = field(default_factory=dict)
 
     def role_model(self, role: str) -> str:
         """Return the model name configured for ``role`` ("chat" or "encoder")."""
@@ -91,7 +79,6 @@ class CourseConfig:
 ROLES = ("chat", "encoder")
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "grade_workers": int, "grade_timeout": float, "grade_cpu": int, "grade_pids": int,
-    "practice_weights": _weights,
 }
 
 
