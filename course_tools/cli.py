@@ -163,8 +163,9 @@ def grade(root: Path, args: argparse.Namespace) -> int:
             return 3
         print(f"course grade: WARNING kernel isolation unavailable ({why}): limits only", file=sys.stderr)
 
-    if args.prepare and (root / "helpers" / "embedded.py").is_file():
-        # The sandbox mounts the model cache read-only: convert the embedded model once, here.
+    if args.prepare:
+        # The sandbox mounts the model cache read-only: convert the embedded model once, here (the
+        # installed helpers, whether or not the course root is the checkout they came from).
         subprocess.run([sys.executable, "-m", "helpers.embedded"], cwd=root, env=nbgrader_env(),
                        stdout=subprocess.DEVNULL, check=False)
     if args.sandbox != "off" and report.get("uid_drop"):
