@@ -65,16 +65,19 @@ class Refused(Exception):
 class Candidate:
     """One zip member attributed to (student, notebook) by the layout."""
 
-    member: str
-    index: int
+    info: zipfile.ZipInfo
+    index: int  # position in the archive (a later member wins a tie of dates)
     student: str
     notebook: str
-    date_time: tuple
-    size: int
+
+    @property
+    def member(self) -> str:
+        """Return the member's name in the zip."""
+        return self.info.filename
 
     def when(self) -> str:
         """Return the member's date in the zip as text."""
-        return "%04d-%02d-%02d %02d:%02d:%02d" % self.date_time
+        return "%04d-%02d-%02d %02d:%02d:%02d" % self.info.date_time
 
 
 @dataclass
@@ -227,7 +230,8 @@ def wrapper_depth(paths: list[tuple[str, ...]], layout: str) -> int:
 
 # ---------------------------------------------------------------------------------------- layouts
 
-# A layout turns a member's path (wrapper removed) into (keys, notebook) or the reason it cannot.
+# A layout turns a member's path (wrapper removed; ``full``: the whole path) into (keys, notebook) or
+# the reason it cannot.
 # keys are (kind, value) pairs a roster row can match: ("id", x), ("lms", uid) or ("name", full name);
 # the first one is the student id when there is no roster.
 Keys = list[tuple[str, str]]
@@ -248,7 +252,7 @@ def _inside_folder(student: str, filename: str, notebooks: list[str]) -> tuple[s
     return f"in the folder of {student!r}, but not one of the notebooks ({', '.join(notebooks)})"
 
 
-def layout_folders(parts: tuple[str, ...], notebooks: list[str]) -> tuple[Keys, str] | str:
+def layout_folders(parts: tuple[str, ...], notebooks: list[str], full: str = "") -> tuple[Keys, str] | str:
     """A folder per student; top-level files named <student>_NB.ipynb."""
     if len(parts) >= 2:
         student = clean_stem(parts[0])
@@ -264,7 +268,7 @@ def layout_folders(parts: tuple[str, ...], notebooks: list[str]) -> tuple[Keys, 
     return [("id", split[0])], split[1]
 
 
-def layout_canvas(parts: tuple[str, ...], notebooks: list[str]) -> tuple[Keys, str] | str:
+def layout_canvas(parts: tuple[str, ...], notebooks: list[str], full: str = "") -> tuple[Keys, str] | str:
     """Canvas: flat login_[LATE_]uid_aid_<file>.ipynb."""
     if len(parts) != 1:
         return f"inside folder {'/'.join(parts[:-1])!r}: Canvas names files, it makes no folders"
@@ -277,7 +281,7 @@ def layout_canvas(parts: tuple[str, ...], notebooks: list[str]) -> tuple[Keys, s
     return [("id", m["login"]), ("lms", m["uid"])], nb
 
 
-def layout_moodle(parts: tuple[str, ...], notebooks: list[str]) -> tuple[Keys, str] | str:
+def layout_moodle(parts: tuple[str, ...], notebooks: list[str], full: str = "") -> tuple[Keys, str] | str:
     """Moodle: Full Name_pid_assignsubmission_file_/<file> (folders) or ..._file_<file> (flat)."""
     if len(parts) >= 2 and not MOODLE.match(parts[0]):
         return f"inside folder {parts[0]!r}, which is not a Moodle submission folder"
@@ -408,101 +412,103 @@ def _timestamp(date_time: tuple) -> str:
     return datetime(*date_time).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _attribute(zf: zipfile.ZipFile, result: Collection, notebooks: list[str], roster: list[dict[str, str]] | None,
+               lms: str, pattern: str | None) -> dict[tuple[str, str], list[Candidate]]:
+    """Sort every member into rejected, ignored or unmatched, or a (student, notebook) group of candidates."""
+    members = []  # (index, info, parts) of notebooks whose names are safe to consider
+    for index, info in enumerate(zf.infolist()):
+        reason = unsafe_reason(info.filename)
+        if reason:
+            result.rejected.append((info.filename, reason))
+            continue
+        parts = tuple(p for p in info.filename.replace("\\", "/").split("/") if p not in ("", "."))
+        if info.is_dir() or not parts:
+            continue
+        if "__MACOSX" in parts or any(p.startswith(".") for p in parts) or not parts[-1].lower().endswith(".ipynb"):
+            result.ignored.append(info.filename)
+            continue
+        members.append((index, info, parts))
+
+    paths = [p for _, _, p in members]
+    if pattern:
+        rule, result.layout, result.layout_reason = pattern_rule(re.compile(pattern)), "pattern", f"--pattern {pattern}"
+    else:
+        if lms == "auto":
+            result.layout, result.layout_reason = detect_layout([p[wrapper_depth(paths, "canvas"):] for p in paths])
+        else:
+            result.layout, result.layout_reason = lms, "chosen with --lms"
+        rule = LAYOUT_RULES[result.layout]
+    depth = wrapper_depth(paths, result.layout)
+
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for index, info, parts in members:
+        try:
+            found = rule(parts[depth:], notebooks, full="/".join(parts))
+            if isinstance(found, str):
+                result.unmatched.append((info.filename, found))
+                continue
+            keys, notebook = found
+            student = keys[0][1] if roster is None else roster_match(keys, roster)
+            if student is None:
+                said = ", ".join(f"{kind} {value!r}" for kind, value in keys)
+                result.unmatched.append((info.filename, f"not on the roster ({said})"))
+                continue
+            bad = check_student_id(student)
+            if bad:
+                result.rejected.append((info.filename, bad))
+                continue
+            groups.setdefault((student, notebook), []).append(Candidate(info, index, student, notebook))
+        except Exception as err:  # one odd member never stops the others
+            result.rejected.append((info.filename, f"{type(err).__name__}: {err}"))
+    return groups
+
+
+def _unpack(zf: zipfile.ZipFile, result: Collection, groups: dict[tuple[str, str], list[Candidate]],
+            root: Path | None, assignment: str | None, max_notebook: int, max_total: int) -> None:
+    """Keep the newest readable copy of each student's notebook, within the caps; write it when asked."""
+    for (student, notebook), copies in sorted(groups.items()):
+        # Newest first by the date in the zip; on a tie, the later member of the archive.
+        copies.sort(key=lambda c: (c.info.date_time, c.index), reverse=True)
+        kept = None
+        for copy in copies:
+            if kept is not None:
+                why = "newer" if copy.info.date_time < kept.info.date_time else "same date, later in the zip"
+                result.duplicates.append((copy.member, kept.member, f"the {why} copy ({kept.when()} vs "
+                                          f"{copy.when()}) among {student}'s own files"))
+                continue
+            try:
+                cap = min(max_notebook, max_total - result.bytes_read)
+                if cap < copy.info.file_size <= max_notebook:
+                    raise Refused(f"the download's total cap of {human(max_total)} is reached: not unpacked")
+                data = read_capped(zf, copy.info, cap)
+                result.bytes_read += len(data)
+                warning = check_notebook(data)
+                if root is not None and assignment is not None:
+                    dest = root / "submitted" / student / assignment / f"{notebook}.ipynb"
+                    atomic_write(dest, data)
+                    result.written.append(dest)
+                if warning:
+                    result.notes.append((copy.member, warning))
+                kept = copy
+                result.collected.append(copy)
+            except Refused as err:
+                result.rejected.append((copy.member, str(err)))
+            except Exception as err:  # a write that failed, ...: this copy only
+                result.rejected.append((copy.member, f"{type(err).__name__}: {err}"))
+
+
 def collect(zip_path: Path, notebooks: list[str], *, root: Path | None = None, assignment: str | None = None,
             roster: list[dict[str, str]] | None = None, lms: str = "auto", pattern: str | None = None,
             max_notebook: int = DEFAULT_MAX_NOTEBOOK, max_total: int = DEFAULT_MAX_TOTAL) -> Collection:
     """Map, check and (when ``root`` and ``assignment`` are given) write every notebook of a download."""
     result = Collection()
     with zipfile.ZipFile(zip_path) as zf:
-        members = []  # (index, info, parts) of notebooks that are safe to consider
-        for index, info in enumerate(zf.infolist()):
-            name = info.filename
-            reason = unsafe_reason(name)
-            if reason:
-                result.rejected.append((name, reason))
-                continue
-            parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
-            if info.is_dir() or not parts:
-                continue
-            if "__MACOSX" in parts or any(p.startswith(".") for p in parts) or not parts[-1].lower().endswith(".ipynb"):
-                result.ignored.append(name)
-                continue
-            members.append((index, info, parts))
-
-        paths = [p for _, _, p in members]
-        if pattern:
-            regex = re.compile(pattern)
-            rule, result.layout, result.layout_reason = pattern_rule(regex), "pattern", f"--pattern {pattern}"
-        elif lms == "auto":
-            flat = wrapper_depth(paths, "canvas")
-            result.layout, result.layout_reason = detect_layout([p[flat:] for p in paths])
-            rule = LAYOUT_RULES[result.layout]
-        else:
-            result.layout, result.layout_reason = lms, "chosen with --lms"
-            rule = LAYOUT_RULES[lms]
-        depth = wrapper_depth(paths, result.layout)
-
-        groups: dict[tuple[str, str], list[Candidate]] = {}
-        for index, info, parts in members:
-            try:
-                found = (rule(parts[depth:], notebooks, full="/".join(parts)) if pattern
-                         else rule(parts[depth:], notebooks))
-                if isinstance(found, str):
-                    result.unmatched.append((info.filename, found))
-                    continue
-                keys, notebook = found
-                if roster is not None:
-                    student = roster_match(keys, roster)
-                    if student is None:
-                        said = ", ".join(f"{kind} {value!r}" for kind, value in keys)
-                        result.unmatched.append((info.filename, f"not on the roster ({said})"))
-                        continue
-                else:
-                    student = keys[0][1]
-                bad = check_student_id(student)
-                if bad:
-                    result.rejected.append((info.filename, bad))
-                    continue
-                groups.setdefault((student, notebook), []).append(
-                    Candidate(info.filename, index, student, notebook, info.date_time, info.file_size))
-            except Exception as err:  # one odd member never stops the others
-                result.rejected.append((info.filename, f"{type(err).__name__}: {err}"))
-
-        infos = zf.infolist()
-        for (student, notebook), copies in sorted(groups.items()):
-            # Newest first by the date in the zip; on a tie, the later member of the archive.
-            copies.sort(key=lambda c: (c.date_time, c.index), reverse=True)
-            kept = None
-            for copy in copies:
-                if kept is not None:
-                    why = "newer" if copy.date_time < kept.date_time else "same date, later in the zip"
-                    result.duplicates.append((copy.member, kept.member,
-                                              f"the {why} copy ({kept.when()} vs {copy.when()}) among "
-                                              f"{student}'s own files"))
-                    continue
-                try:
-                    cap = min(max_notebook, max_total - result.bytes_read)
-                    if copy.size > cap and copy.size <= max_notebook:
-                        raise Refused(f"the download's total cap of {human(max_total)} is reached: not unpacked")
-                    data = read_capped(zf, infos[copy.index], cap)
-                    result.bytes_read += len(data)
-                    warning = check_notebook(data)
-                    if root is not None and assignment is not None:
-                        dest = root / "submitted" / student / assignment / f"{notebook}.ipynb"
-                        atomic_write(dest, data)
-                        result.written.append(dest)
-                    if warning:
-                        result.notes.append((copy.member, warning))
-                    kept = copy
-                    result.collected.append(copy)
-                except Refused as err:
-                    result.rejected.append((copy.member, str(err)))
-                except Exception as err:
-                    result.rejected.append((copy.member, f"{type(err).__name__}: {err}"))
+        groups = _attribute(zf, result, notebooks, roster, lms, pattern)
+        _unpack(zf, result, groups, root, assignment, max_notebook, max_total)
 
     if root is not None and assignment is not None:
         for student in result.students():
-            newest = max(c.date_time for c in result.collected if c.student == student)
+            newest = max(c.info.date_time for c in result.collected if c.student == student)
             try:
                 atomic_write(root / "submitted" / student / assignment / "timestamp.txt",
                              (_timestamp(newest) + "\n").encode())

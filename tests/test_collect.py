@@ -399,3 +399,11 @@ def test_roster_dry_run_and_clean_exit(tmp_path, run_collect):
     assert done.returncode == 0, done.stdout + done.stderr
     assert submitted(root) == {"alice/one": "a1", "alice/two": "a2"}
     assert not list((root / "submitted").rglob("*.part")) and "course collect" not in done.stderr
+
+
+def test_unreadable_newest_copy_falls_back_to_an_older_one(tmp_path):
+    """When a student's newest copy is not a notebook, it is rejected and their older valid copy is kept."""
+    result, root = run(tmp_path, [("alice/one.ipynb", notebook("older"), OLD),
+                                  ("alice/one (1).ipynb", "{broken", NEWER)])
+    assert submitted(root) == {"alice/one": "older"}
+    assert members(result.rejected) == ["alice/one (1).ipynb"] and not result.duplicates
