@@ -7,7 +7,7 @@ status is one of
                    metadata that could not be fully recovered, an answer moved out of a new cell,
                    a notebook that was not submitted, ...),
   failed           autograding failed or timed out for this submission (see `course grade`),
-  missing          no submission at all.
+  missing          no submission at all (a submission not graded yet reads "needs attention").
 After each student's assignments a row with assignment "weighted total" gives the weighted mean of
 score/max_score in percent. Weights come from nbgrader_config.py (``c.CourseExport.weights =
 {"lectures": 0.2}``); an assignment not named there weighs 1.
@@ -72,8 +72,10 @@ def rows(root: Path) -> list[dict]:
                 try:
                     sub = gb.find_submission(assignment, student)
                 except MissingEntry:
-                    row.update(score=0.0, max_score=maxima[assignment], status="missing", needs_manual_grade=False,
-                               events="no submission")
+                    handed_in = (root / "submitted" / student / assignment).is_dir()
+                    row.update(score=0.0, max_score=maxima[assignment], needs_manual_grade=False,
+                               status="needs attention" if handed_in else "missing",
+                               events="submitted but not graded yet" if handed_in else "no submission")
                 else:
                     events = read_events(root, assignment, student) + missing_notebooks(root, assignment, student)
                     recorded = results[assignment].get(student, {}).get("status")

@@ -506,6 +506,11 @@ def clean_output(output: NotebookNode) -> bool:
             safe, found = clean_markup(value, "" if mime == "text/markdown" else HTML_NOTE)
             data[mime] = safe
             active = active or found
+        elif mime == "text/latex":  # MathJax turns \\href{javascript:...} into a link
+            value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
+            if BAD_URL.search(re.sub(r"[\x00-\x20]", "", html.unescape(value))):
+                data.pop(mime)
+                active = True
         elif mime == "image/svg+xml":
             value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
             if ACTIVE.search(value) or re.search(r"href|foreignObject", value, re.IGNORECASE):

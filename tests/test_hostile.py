@@ -572,3 +572,26 @@ def test_formgrader_page_runs_no_script(feedback):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.mark.slow
+def test_parallel_equals_sequential_with_the_course_config(tmp_path):
+    """With these preprocessors configured, `course grade --workers 2` still writes exactly what sequential
+    `nbgrader autograde` writes for honest submissions (every gradebook row, every autograded notebook)."""
+    base = build(tmp_path / "base")
+    for student, answers in {"alice": tc.FULL, "bob": tc.PARTIAL, "carol": {}}.items():
+        tc.submit(base, student, answers)
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    shutil.copytree(base, seq)
+    shutil.copytree(base, par)
+    out = run(seq, "nbgrader", "autograde", A)
+    assert out.returncode == 0, out.stderr
+    results = grade.grade_all(par, A, grade.GradeOptions(sandbox="off", timeout=600), workers=2)
+    assert [r.status for r in results] == ["ok"] * 3 and all(r.events == [] for r in results)
+    assert grade.gradebook_rows(par, A) == grade.gradebook_rows(seq, A)
+    paths = sorted((seq / "autograded").glob(f"*/{A}/*.ipynb"))
+    assert len(paths) == 6
+    for path in paths:
+        assert grade.normalized_notebook(par / path.relative_to(seq)) == grade.normalized_notebook(path)
+    assert {r[0]: r[3] for r in grade.gradebook_rows(par, A) if r[2] == "test_square"} == \
+        {"alice": 4, "bob": 0, "carol": 0}
