@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -482,10 +483,13 @@ def clean_markup(text: str, note: str = "") -> tuple[str, bool]:
     become a tag or a link. Other HTML is cleaned by an allow-list; text without any tag is left as is
     (cleaning would mangle `<` in code spans and maths).
     """
+    note = note or INERT_NOTE
+    if re.fullmatch(re.escape(note) + r"<pre>[^<>]*</pre>\n", text):
+        return text, False  # already made inert (feedback runs this again on the autograded copy)
     plain = html.unescape(text)
     squeezed = re.sub(r"[\x00-\x20]", "", plain)  # browsers ignore tabs/newlines inside a URL scheme
     if ACTIVE.search(plain) or BAD_URL.search(squeezed):
-        return (note or INERT_NOTE) + "<pre>" + html.escape(text) + "</pre>\n", True
+        return note + "<pre>" + html.escape(text) + "</pre>\n", True
     if ANY_TAG.search(text):
         return _bleach(text), False
     return text, False
@@ -506,7 +510,7 @@ def clean_output(output: NotebookNode) -> bool:
             safe, found = clean_markup(value, "" if mime == "text/markdown" else HTML_NOTE)
             data[mime] = safe
             active = active or found
-        elif mime == "text/latex":  # MathJax turns \\href{javascript:...} into a link
+        elif mime == "text/latex":  # MathJax turns \href{javascript:...} into a link
             value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
             if BAD_URL.search(re.sub(r"[\x00-\x20]", "", html.unescape(value))):
                 data.pop(mime)
@@ -564,8 +568,6 @@ class StripActiveContent(_Enabled):
 
     def _autograding(self, resources: dict) -> bool:
         """Return whether this runs inside autograde (feedback must not rewrite the events)."""
-        import os
-
         return os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 

@@ -421,6 +421,9 @@ def test_clean_markup_keeps_plain_markdown_and_defuses_html():
         safe, active = preprocessors.clean_markup(hostile)
         assert active and active_elements(markdown2html(safe)) == [] and "<script" not in safe, hostile
         assert 'href="' not in markdown2html(safe), hostile
+        assert preprocessors.clean_markup(safe) == (safe, False)  # feedback cleans the autograded copy again
+    sneaky = preprocessors.INERT_NOTE + "<pre><script>window.pwned=1</script></pre>\n"
+    assert preprocessors.clean_markup(sneaky)[1]  # a fake "already inert" block is not trusted
     assert active_elements(markdown2html(HOSTILE_MD))  # the checker does see the raw attack
 
 
@@ -522,7 +525,7 @@ def test_feedback_page_runs_no_script(feedback):
     assert active_elements(page.read_text()) == []
     effects, hits, text = browse(page.as_uri())
     assert effects == {"title": "one", "pwned": None} and hits == []
-    assert "Notes." in text and "Because." in text
+    assert "Notes." in text and "Because." in text and "<script>" in text and "&lt;script" not in text
 
 
 def _wait_http(url: str, seconds: float) -> None:
