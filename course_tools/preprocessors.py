@@ -603,18 +603,12 @@ class HideHiddenTests(_Enabled):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     text = "\n".join(output.get("traceback", []))
-                    if any(s in _plain(text) for s in secret) or _is_grade(cell):
+                    if any(s in _plain(text) for s in secret):
                         output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
                 elif output.get("output_type") == "stream":
                     if any(s in output.get("text", "") for s in secret):
                         output["text"] = "[output hidden: it quoted a hidden test]\n"
         return nb, resources
-
-
-def _is_grade(cell: NotebookNode) -> bool:
-    """Return whether a cell is an autograder test cell."""
-    meta = _nbg(cell)
-    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _plain(text: str) -> str:
