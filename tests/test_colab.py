@@ -200,9 +200,18 @@ def test_bootstrap_installs_reinstalls_and_runs_a_notebook_on_colab_stack(tmp_pa
 
     (repo / "helpers" / "__init__.py").write_text((repo / "helpers" / "__init__.py").read_text() + "\nCHANGED = 1\n")
     subprocess.run([*git, "commit", "-q", "-am", "the course changed"], check=True)
-    nb, error = run_cells([cell, "import helpers\nassert helpers.CHANGED == 1"], specs, tmp_path, timeout=900)
+    # Then the course's widgets on Colab's ipywidgets 7.7: the inspector's tabs and the lectures' pickers.
+    widget_cells = ["import helpers\nassert helpers.CHANGED == 1\nhelpers.show(helpers.plot_bars)",
+                    "import ipywidgets as widgets\nfrom IPython.display import display\n"
+                    "display(widgets.interactive(lambda layer=0, sentence='a': None,\n"
+                    "    layer=widgets.IntSlider(value=0, min=0, max=3, description='layer'),\n"
+                    "    sentence=widgets.Dropdown(options=['a', 'b'], value='b', description='sentence')))"]
+    nb, error = run_cells([cell, *widget_cells], specs, tmp_path, timeout=900)
     assert error is None, error
     assert text_of(nb.cells[0]).strip().startswith("Installed llm-course"), text_of(nb.cells[0])
+    for widget_cell in nb.cells[1:]:
+        views = [o for o in widget_cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert len(views) == 1, widget_cell.outputs
 
     import submissions as sub
 
@@ -211,9 +220,10 @@ def test_bootstrap_installs_reinstalls_and_runs_a_notebook_on_colab_stack(tmp_pa
     graded = nbformat.read(release / "02_tokenization.ipynb", as_version=4)
     for gid, source in answers["02_tokenization"].items():
         sub.find_cell(graded, gid).source = source
-    graded.cells = [c for c in graded.cells if c.cell_type == "code" or c.source]
-    nb, error = run_cells([bootstrap_for(url)] + [c.source for c in graded.cells if c.cell_type == "code"],
-                          specs, tmp_path, timeout=600)
+    # The notebook's own bootstrap is swapped for one pointed at the local repository.
+    code = [c.source for c in graded.cells
+            if c.cell_type == "code" and colab.BOOTSTRAP_TAG not in c.metadata.get("tags", [])]
+    nb, error = run_cells([bootstrap_for(url), *code], specs, tmp_path, timeout=600)
     assert error is None, error
     stderr = [o["text"] for c in nb.cells for o in c.outputs if o.get("name") == "stderr"]
     assert not stderr, stderr
