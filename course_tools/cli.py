@@ -134,8 +134,12 @@ def collect(root: Path, args: argparse.Namespace) -> int:
         with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as tmp:
             csv.DictWriter(tmp, columns, restval="").writeheader()
             csv.DictWriter(tmp, columns, restval="").writerows(roster)
-        nbgrader("db", "student", "import", tmp.name, root=root, check=False)
+        done = subprocess.run([sys.executable, "-m", "nbgrader", "db", "student", "import", tmp.name], cwd=root,
+                              env=nbgrader_env(), capture_output=True, text=True)
         Path(tmp.name).unlink()
+        print(f"roster: {len(roster)} student(s) imported into the gradebook" if done.returncode == 0 else
+              f"course collect: WARNING the roster was not imported into the gradebook:\n{done.stderr[-2000:]}",
+              file=sys.stdout if done.returncode == 0 else sys.stderr)
     print(col.report(found))
     if args.dry_run:
         print("(dry run: nothing written)")

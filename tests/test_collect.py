@@ -407,3 +407,18 @@ def test_unreadable_newest_copy_falls_back_to_an_older_one(tmp_path):
                                   ("alice/one (1).ipynb", "{broken", NEWER)])
     assert submitted(root) == {"alice/one": "older"}
     assert members(result.rejected) == ["alice/one (1).ipynb"] and not result.duplicates
+
+
+def test_roster_is_imported_into_the_gradebook(tmp_path, run_collect):
+    """With --roster, nbgrader's gradebook gets the roster (names and LMS ids) and the collection is exact."""
+    from nbgrader.api import Gradebook
+
+    root = course(tmp_path)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,first_name,last_name,email,lms_user_id\njs01,John,Smith,,1234\nmissy,Mi,Ssy,,999\n")
+    done = run_collect(root, str(make_zip(tmp_path / "c.zip", CANVAS[:2])), "--roster", str(roster))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "roster: 2 student(s) imported" in done.stdout and "without a submission: missy" in done.stdout
+    assert submitted(root) == {"js01/one": "s1", "js01/two": "s2"}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert {(s.id, s.lms_user_id) for s in gb.students} == {("js01", "1234"), ("missy", "999")}
