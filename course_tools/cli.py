@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.config import CourseRootNotFound, course_config, find_course_root
+from helpers.config import CourseRootNotFound, course_config, find_course_root, parse_size
 
 from . import release as lecture_release
 from .colab import stamp_notebook
@@ -123,8 +123,8 @@ def collect(root: Path, args: argparse.Namespace) -> int:
         found = col.collect(args.zip, col.notebook_names(root, args.assignment),
                             root=None if args.dry_run else root, assignment=args.assignment, roster=roster,
                             lms=args.lms, pattern=args.pattern,
-                            max_notebook=col.parse_size(args.max_notebook or settings.collect_max_notebook),
-                            max_total=col.parse_size(args.max_total or settings.collect_max_total))
+                            max_notebook=parse_size(args.max_notebook or settings.collect_max_notebook),
+                            max_total=parse_size(args.max_total or settings.collect_max_total))
     except (OSError, ValueError, re.error, zipfile.BadZipFile) as err:  # unusable download or options: nothing done
         print(f"course collect: {err}", file=sys.stderr)
         return 2

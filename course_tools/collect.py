@@ -131,13 +131,6 @@ def read_roster(path: Path) -> list[dict[str, str]]:
     return [{"id": i} for i in ids]
 
 
-def parse_size(text: str | int) -> int:
-    """Return a size such as 20M or 2G in bytes."""
-    from helpers.config import parse_size as parse
-
-    return parse(text)
-
-
 def human(n: int) -> str:
     """Return a byte count for people (KiB, MiB, GiB)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
