@@ -54,24 +54,30 @@ FILE SYSTEM: every worker must see the course root at the same path, and the sam
 environment (this package included); the sqlite gradebook must be on a file system with working
 locks (not most NFS mounts).
 
-Sandbox (--sandbox auto, the default): the kernel that runs student code is wrapped by
-`python -m course_tools.sandbox` (a kernelspec written for this run). ENFORCED when running as root
-on Linux (`course grade --probe` tells): a private mount namespace where the course root (source/,
-release/, other students, the gradebook, hidden tests), the home directory and /tmp are empty; the
-working directory holds only this submission's own files (never the autograded copies that carry
-the hidden tests); Python, helpers and the model caches are read-only; no network at all (private
-network namespace; nbgrader talks to the kernel over Unix sockets); a per-submission unprivileged
-uid with no_new_privs (cannot write instructor files, cannot signal or trace other kernels);
-credential-like environment variables removed; the course's model cache (cache_dir in course.toml) is
-made world-readable for the kernels (root-only files elsewhere, e.g. a Hugging Face token, stay
-unreadable). ALWAYS: memory (address space, --memory), CPU time
-(--cpu), largest written file, process count, wall time per submission (--timeout, the whole
-nbgrader process), output size (nbgrader's LimitOutput, set in nbgrader_config.py).
-NOT ENFORCED: without root, only the limits apply (a warning says so; --sandbox strict refuses to
-grade instead); /proc still lists other processes; files outside the course root, home and /tmp
-stay readable where their permissions allow; and, as in any nbgrader setup, code in a submission runs
-in the same kernel as the tests, so it can tamper with its own test results (not anyone else's):
-review suspicious submissions in formgrader.
+Sandbox (--sandbox auto, the default): each kernel that runs student code is started by
+`python -m course_tools.sandbox_launch POLICY.json` (one policy file per submission, next to the
+kernelspec written for this run), which builds its world with bubblewrap. `course grade --probe`
+(no assignment needed) checks every point below on this machine and names what is missing.
+ISOLATED (when the probe passes): an empty root holding only read-only binds of /usr, the Python
+environment, the helpers package, the model caches (cache_dir in course.toml, the Hugging Face hub
+cache, the model packages), the course settings file and each --expose path; a private, size-limited
+working directory holding only this submission's own notebooks (never the autograded copies that
+carry the hidden tests) and the assignment's data files; private /tmp, /var/tmp, /dev/shm, /run and
+home, all gone when the kernel ends; new PID, IPC, UTS, network (no network at all; nbgrader talks to
+the kernel over Unix sockets) and cgroup namespaces; as root, an unprivileged uid per submission
+with no capabilities and no_new_privs (without root, a user namespace); only allow-listed
+environment variables; none of the grader's file descriptors. LIMITS: a cgroup per submission
+(memory and swap for all its processes together, --memory; processes, grade_pids in course.toml;
+a CPU share and a quota of CPUs / workers, so a neighbour cannot starve it); per process: address
+space (--memory), CPU time (--cpu), largest written file; wall time per submission (--timeout);
+output size (nbgrader's LimitOutput in nbgrader_config.py). When the submission ends, every process
+it started is killed (its PID namespace and its cgroup). FAIL CLOSED: once the probe has passed (or
+with --sandbox strict), a submission whose sandbox cannot be built is not run and is recorded with
+status "error" and the reason. NOT ENFORCED: where the probe fails, --sandbox auto warns and applies
+the per-process limits only (--sandbox strict refuses to grade); without cgroups (the probe says
+so) the memory, process and CPU limits are per process; and, as in any nbgrader setup, code in a
+submission runs in the same kernel as its tests, so it can tamper with its own results (not anyone
+else's): review suspicious submissions in formgrader.
 """
 
 
@@ -155,17 +161,17 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     from . import sandbox
 
     settings = course_config(root)
-    report = sandbox.probe()
-    if args.probe:
-        print(report)
-        return 0
+    report = sandbox.probe(root) if args.sandbox != "off" else {}
     if args.sandbox != "off" and not report.get("isolation"):
-        why = "; ".join(report.get("errors", [])) or "needs root on Linux"
+        why = "; ".join(report.get("errors", [])) or "see course grade --probe"
         if args.sandbox == "strict":
             print(f"course grade: kernel isolation unavailable here ({why}); refusing (--sandbox strict)",
                   file=sys.stderr)
             return 3
         print(f"course grade: WARNING kernel isolation unavailable ({why}): limits only", file=sys.stderr)
+    if args.sandbox != "off" and not report.get("cgroups"):
+        print("course grade: WARNING no per-submission cgroups (see course grade --probe): memory, process and "
+              "CPU limits are per process only", file=sys.stderr)
 
     if args.prepare:
         # The sandbox mounts the model cache read-only: convert the embedded model once, here (the
@@ -185,7 +191,9 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     workers = args.workers or settings.grade_workers or os.cpu_count() or 1
     opts = g.GradeOptions(force=args.force, timeout=timeout, sandbox=args.sandbox,
                           memory=sandbox.parse_size(memory), cpu=cpu, kernel_threads=args.kernel_threads,
-                          network=args.network, hide=args.hide, expose=args.expose)
+                          network=args.network, expose=args.expose, pids=getattr(settings, "grade_pids", 256),
+                          isolate=bool(report.get("isolation")) or args.sandbox == "strict",
+                          cgroups=bool(report.get("cgroups")))
     os.environ.update(PATH=nbgrader_env()["PATH"])
     results = g.grade_all(root, args.assignment, opts, workers=workers, scheduler=args.scheduler,
                           only=args.student or None)
@@ -223,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="autograde submissions in parallel, sandboxed (local or Dask)",
                        description=GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("assignment")
+    p.add_argument("assignment", nargs="?", help="the assignment to grade (not needed with --probe)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int,
                        help="submissions graded at once on this machine (default: grade_workers in "
@@ -239,11 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", choices=["auto", "strict", "off"], default="auto",
                    help="auto: isolate where possible; strict: refuse to grade without isolation; off")
     p.add_argument("--network", action="store_true", help="let kernels use the network (default: none)")
-    p.add_argument("--hide", action="append", default=[], help="another path kernels must not see")
-    p.add_argument("--expose", action="append", default=[], help="another path kernels may read")
+    p.add_argument("--expose", action="append", default=[], help="another path kernels may read (read-only)")
     p.add_argument("--no-prepare", dest="prepare", action="store_false",
                    help="skip converting the embedded model into its cache before grading")
-    p.add_argument("--probe", action="store_true", help="only print what the sandbox can enforce here")
+    p.add_argument("--probe", action="store_true",
+                   help="only check and print what the sandbox enforces on this machine (no ASSIGNMENT needed)")
 
     p = sub.add_parser("feedback", help="nbgrader generate_feedback for an assignment")
     p.add_argument("assignment")
@@ -258,7 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     """Parse the command line and run one subcommand."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "grade" and args.probe:  # a property of this machine: no course or assignment needed
+        from . import sandbox
+
+        report = sandbox.probe(Path(root) if root else find_course_root(required=False))
+        print(sandbox.format_probe(report))
+        return 0 if report["isolation"] else 1
+    if args.command == "grade" and not args.assignment:
+        parser.error("course grade: give the ASSIGNMENT to grade (or --probe)")
     try:  # the course around the current directory, never the checkout this package came from
         root = Path(root).resolve() if root else find_course_root()
     except CourseRootNotFound as err:

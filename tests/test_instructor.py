@@ -57,12 +57,17 @@ def test_help_describes_the_loop_and_limits():
     assert "SHARED" in sub and "NOT ENFORCED" in sub and "--scheduler" in sub
 
 
-def test_size_parsing_and_kernel_argv():
-    """Sizes parse; the kernelspec argv wraps ipykernel in the launcher."""
+def test_size_parsing_and_kernelspec(tmp_path):
+    """Sizes parse; the kernelspec runs ipykernel under the wrapper with the policy file next to it."""
     assert sandbox.parse_size("4G") == 4 * 2**30 and sandbox.parse_size("512M") == 512 * 2**20
-    argv = sandbox.kernel_argv(sandbox.Policy(root=Path("/c")), uid=5)
-    assert argv[1:3] == ["-m", "course_tools.sandbox"] and argv[-2:] == ["-f", "{connection_file}"]
-    assert "ipykernel_launcher" in argv and "--uid" in argv
+    policy = sandbox.Policy(uid=5, gid=5, ro_binds=[["/opt/x", "/opt/x"]])
+    spec = json.loads(sandbox.write_kernelspec(tmp_path, policy).read_text())
+    argv = spec["argv"]
+    assert argv[1:3] == ["-m", "course_tools.sandbox_launch"] and argv[-2:] == ["-f", "{connection_file}"]
+    assert "ipykernel_launcher" in argv and spec["interrupt_mode"] == "message"
+    saved = json.loads(Path(argv[3]).read_text())
+    assert Path(argv[3]).parent == tmp_path / "kernels" / sandbox.KERNEL_NAME
+    assert saved["uid"] == 5 and saved["ro_binds"] == [["/opt/x", "/opt/x"]]
 
 
 def test_share_readable(tmp_path):
