@@ -204,9 +204,16 @@ class EnforceSourceCells(_Enabled):
         student = info.get("student")
         if student:
             _write_events(root, info["assignment"], student, self.notebook, self.events)
-        for ev in self.events:
-            if ev["level"] != "info":
-                self.log.warning("%s: %s", ev["kind"], ev["message"])
+        shown = [ev for ev in self.events if ev["level"] != "info"]
+        for ev in shown:
+            self.log.warning("%s: %s", ev["kind"], ev["message"])
+        if shown:
+            # The grader (formgrader) and the student (feedback) see what was repaired, at the top.
+            note = nbformat.v4.new_markdown_cell(
+                "**[course grade] This notebook was repaired before grading:**\n\n" +
+                "\n".join(f"- {html.escape(ev['message'], quote=False)}" for ev in shown))
+            note.metadata["course_grade"] = "events"
+            nb.cells.insert(0, note)
         return nb, resources
 
     def _event(self, kind: str, level: str, message: str, cell: str | None = None) -> None:

@@ -280,6 +280,7 @@ def test_retyped_answer_reaches_the_grader(graded):
     why = cell(nb, "why")
     assert "Because I typed it again." in why.source and "moved here" in why.source
     assert sum("Because I typed it again." in c.source for c in nb.cells) == 1
+    assert "repaired before grading" in nb.cells[0].source and "'why'" in nb.cells[0].source
     rows = [r for r in grade.gradebook_rows(root, A) if r[0] == "retyped" and r[2] == "why"]
     assert rows and rows[0][6] == 1  # needs_manual_grade
 
