@@ -344,12 +344,12 @@ def hidden_blocks(paths: list[Path]) -> list[str]:
 class _Text(HTMLParser):
     """Collect the text of an HTML page (syntax highlighting splits code into many spans)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         """Start with no text."""
         super().__init__()
         self.parts: list[str] = []
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         """Keep every text node."""
         self.parts.append(data)
 
@@ -436,13 +436,13 @@ def test_clean_markup_keeps_plain_markdown_and_defuses_html():
 class _Active(HTMLParser):
     """Collect the elements of a page that would run the hostile script (or load the sentinel)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         """Start with nothing found."""
         super().__init__()
         self.found: list[str] = []
         self.in_script = False
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         """Flag iframes, javascript: URLs and event handlers; remember when a script starts."""
         for name, value in attrs:
             value = value or ""
@@ -454,11 +454,11 @@ class _Active(HTMLParser):
             self.found.append(f"<{tag}>")
         self.in_script = tag == "script"
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         """Leave a script."""
         self.in_script = False
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         """Flag a script whose text is the hostile one."""
         if self.in_script and "pwned" in data:
             self.found.append("<script>pwned")
