@@ -11,6 +11,7 @@ from .plotting import plot_attention, plot_bars, plot_curves, plot_heatmap
 from .quiet import grading_mode, quiet
 from .resolve import ModelNotFound, ModelSource, hub_reachable, resolve_model
 from .session import print_versions, seed_everything
+from .toy_data import MaskedFact, QAExample, masked_facts, qa_examples
 
 __all__ = [
     "EMBEDDED", "ChatMarkers", "CourseConfig", "DeviceInfo", "EmbeddedModelMissing", "LoadPlan",
@@ -21,3 +22,4 @@ __all__ = [
     "plot_heatmap", "prepare_embedded_models", "print_versions", "quiet", "resolve_model",
     "role_token_tokenizer", "seed_everything", "show",
 ]
+__all__ += ["MaskedFact", "QAExample", "masked_facts", "qa_examples"]
