@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 # nbgrader runs `alembic` (a console script of the venv) for its gradebook: keep the venv on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install models demo test test-fast release bench lab clean
+.PHONY: install models demo test test-fast release bench lab lab-instructor clean
 
 $(STAMP): pyproject.toml models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,11 @@ release: install  ## regenerate release/ from source/ with nbgrader
 bench: models  ## load/generation benchmark table per load mode
 	$(PY) benchmarks/bench_loading.py
 
-lab: models  ## start JupyterLab on the course
-	$(VENV)/bin/jupyter lab --allow-root
+lab: models  ## JupyterLab for students: nbgrader's Validate button, no exchange or instructor panels
+	$(OFFLINE) $(PY) -m course_tools.lab
+
+lab-instructor: models  ## JupyterLab with every nbgrader panel (Formgrader, Create Assignment, exchange)
+	$(OFFLINE) $(PY) -m course_tools.lab --instructor
 
 clean:
-	rm -rf $(VENV) .pytest_cache autograded/*/ submitted feedback gradebook.db .exchange
+	rm -rf $(VENV) .pytest_cache autograded/*/ submitted feedback gradebook.db .exchange .jupyter
