@@ -241,6 +241,20 @@ def kernel_env(policy: dict, environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:
+    """Get SIGTERM (then take the sandbox down) when the process that started this wrapper dies."""
+    # Python has no prctl(); this one call through ctypes is all that is needed. Without it a killed
+    # nbgrader would leave this wrapper, and so the sandbox (bwrap --die-with-parent), running.
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() == 1:  # the parent died before the call above
+        raise SandboxError("the grader exited before the kernel started")
+
+
 def run_sandbox(policy: dict, argv: list[str], fds: list[int]) -> int:
     """Start bwrap, check that it built the sandbox, then wait for it; return its exit status."""
     status_read, status_write = os.pipe()
@@ -333,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         set_rlimits(policy.get("limits", {}))
         if not policy.get("isolate"):
             plain_start(policy, command)
+        die_with_parent()
         stage = "connection file"
         found = connection_argument(command)
         fds: list[int] = []
