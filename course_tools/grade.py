@@ -51,7 +51,6 @@ class GradeOptions:
     kernel_threads: int | None = None
     retries: int = 4
     network: bool = False
-    hide: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
     nbgrader_args: list[str] = field(default_factory=list)
 

@@ -352,3 +352,15 @@ def test_policy_lists_only_what_a_kernel_needs(tmp_path):
     with pytest.raises(sandbox.SandboxError):
         sandbox.make_policy(root, sandbox.Limits(), uid=None, socket_dir=None, submitted_dir=None, report=None,
                             isolate=True, expose=[root.parent])
+
+
+def test_limits_come_from_the_course_settings(tmp_path, monkeypatch):
+    """Limits.from_settings reads grade_memory/grade_cpu/grade_pids; a given flag wins."""
+    root = tmp_path / "course"
+    root.mkdir()
+    (root / "nbgrader_config.py").write_text("")
+    (root / "course.toml").write_text('grade_memory = "3G"\ngrade_pids = 99\n')
+    monkeypatch.delenv("LLM_COURSE_CONFIG", raising=False)
+    limits = sandbox.Limits.from_settings(root)
+    assert limits.memory == 3 * 2**30 and limits.pids == 99
+    assert sandbox.Limits.from_settings(root, memory="1G", pids=None).memory == 2**30
