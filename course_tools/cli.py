@@ -35,7 +35,7 @@ from pathlib import Path
 from helpers.config import CourseRootNotFound, course_config, find_course_root, parse_size
 
 from . import release as lecture_release
-from .colab import stamp_notebook
+from .colab import stamp_notebook, stamp_readme
 from .environment import nbgrader_env
 
 GRADE_HELP = """\
@@ -112,6 +112,8 @@ def stamp(root: Path) -> None:
                    else stamp_notebook(path, relative_to=root))
         print(("stamped    " if changed else "up to date ") +
               str(path.relative_to(root)))
+    for path in sorted(root.glob("source/*/README.md")):  # the hand-in section, copied into the release
+        print(("stamped    " if stamp_readme(path) else "up to date ") + str(path.relative_to(root)))
 
 
 def collect(root: Path, args: argparse.Namespace) -> int:

@@ -132,6 +132,45 @@ def bootstrap_source(root: Path = ROOT) -> str:
     return BOOTSTRAP.format(repository=repository_url(root), models=models_requirements(root))
 
 
+# The hand-in section of every assignment README (copied into the release), between these markers;
+# `course stamp` rewrites it so all assignments say the same thing as the notebooks' first cell.
+README_SECTION = re.compile(r"(<!-- BEGIN checking-and-handing-in[^>]*-->\n).*?(<!-- END checking-and-handing-in -->)",
+                            re.DOTALL)
+README_HAND_IN = """\
+## Checking your work and handing it in
+
+Write only in the answer cells (`YOUR CODE HERE`, `YOUR ANSWER HERE`). Never delete, move or retype the
+other cells: the setup and test cells are read-only, and the grader puts them back and reports the
+change. Keep each notebook's file name.
+
+- **In JupyterLab** (`make lab` in the course folder, or `jupyter lab` with the course environment): save
+  the notebook and press **Validate** in its toolbar. It runs the notebook from top to bottom with the
+  visible tests, as the grader does. "Success! Your notebook passes all the tests." means they all pass;
+  "VALIDATION FAILED ON N CELL(S)" lists each failing cell with its error, and a test cell failing with
+  `NotImplementedError` belongs to an exercise that still holds its `raise NotImplementedError()` stub,
+  that is, one you have not answered yet (a written answer still reading "YOUR ANSWER HERE" is listed as
+  "You did not provide a response."). The same check in a terminal, in the notebooks' folder:
+  `nbgrader validate NOTEBOOK.ipynb`. Hand in the saved `.ipynb` files as your instructor asks.
+- **On Google Colab**: open a notebook with its "Open in Colab" badge, then first *File → Save a copy in
+  Drive* and work in that copy (changes to the original are not kept). The first code cell installs the
+  course package and the offline models (on Colab only) and prints one line saying what it installed.
+  *Runtime → Run all*: every cell marked *visible tests* must run without an error. Then *File →
+  Download → Download .ipynb* and hand in the downloaded file without renaming it.
+
+Visible tests check the main behaviour; hidden tests, run only at grading, check the edge cases listed
+in each exercise.
+"""
+
+
+def stamp_readme(path: Path) -> bool:
+    """Rewrite the hand-in section of an assignment README (between its markers); return whether it changed."""
+    text = path.read_text()
+    new = README_SECTION.sub(lambda m: m.group(1) + README_HAND_IN + m.group(2), text, count=1)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 def stamp_notebook(path: Path, relative_to: Path = ROOT) -> bool:
     """Rewrite the badge and bootstrap cells of the notebook at ``path``; return whether it changed."""
     nb = nbformat.read(path, as_version=4)

@@ -131,6 +131,20 @@ def test_course_stamp_repository_sets_url_and_restamps(tmp_path):
         assert repr(url) in nb.cells[1].source
 
 
+def test_assignment_readmes_carry_the_stamped_hand_in_section(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# A\n\n<!-- BEGIN checking-and-handing-in (shared) -->\nold text\n"
+                      "<!-- END checking-and-handing-in -->\nafter\n")
+    assert colab.stamp_readme(readme) and not colab.stamp_readme(readme)
+    text = readme.read_text()
+    assert colab.README_HAND_IN in text and "old text" not in text and text.endswith("after\n")
+    for step in ("Validate", "Save a copy in", "Run all", "Download .ipynb", "without renaming", "nbgrader validate"):
+        assert step in colab.README_HAND_IN.replace("\n", " "), step
+    stale = [p.relative_to(ROOT).as_posix() for p in sorted(ROOT.glob("source/*/README.md"))
+             if colab.README_SECTION.search(p.read_text()) and colab.README_HAND_IN not in p.read_text()]
+    assert not stale, f"hand-in section out of date in {stale}: run `course stamp`"
+
+
 def test_bootstrap_does_nothing_outside_colab(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(colab.bootstrap_source())]
