@@ -146,10 +146,10 @@ change. Keep each notebook's file name.
 - **In JupyterLab** (`make lab` in the course folder, or `jupyter lab` with the course environment): save
   the notebook and press **Validate** in its toolbar. It runs the notebook from top to bottom with the
   visible tests, as the grader does. "Success! Your notebook passes all the tests." means they all pass;
-  "VALIDATION FAILED ON N CELL(S)" lists each failing cell with its error, and a test cell failing with
-  `NotImplementedError` belongs to an exercise that still holds its `raise NotImplementedError()` stub,
-  that is, one you have not answered yet (a written answer still reading "YOUR ANSWER HERE" is listed as
-  "You did not provide a response."). The same check in a terminal, in the notebooks' folder:
+  otherwise it lists each failing cell ("The following cell failed:") with its error. A test cell
+  failing with `NotImplementedError` belongs to an exercise that still holds its stub, one you have not
+  answered yet (a written answer still reading "YOUR ANSWER HERE" is listed as "You did not provide a
+  response."). The same check in a terminal, in the notebooks' folder:
   `nbgrader validate NOTEBOOK.ipynb`. Hand in the saved `.ipynb` files as your instructor asks.
 - **On Google Colab**: open a notebook with its "Open in Colab" badge, then first *File → Save a copy in
   Drive* and work in that copy (changes to the original are not kept). The first code cell installs the

@@ -10,6 +10,7 @@ Colab's preinstalled packages (tests/colab_env.py; built once, cached, marked sl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,8 +119,7 @@ def test_course_stamp_repository_sets_url_and_restamps(tmp_path):
     course = scratch_course(tmp_path)
     url = "https://github.com/someone/their-course"
     proc = subprocess.run([sys.executable, "-m", "course_tools.cli", "stamp", "--repository", url],
-                          cwd=course, capture_output=True, text=True, env={**__import__("os").environ,
-                                                                            "COURSE_ROOT": str(course)})
+                          cwd=course, capture_output=True, text=True, env={**os.environ, "COURSE_ROOT": str(course)})
     assert proc.returncode == 0, proc.stderr
     assert colab.repository_url(course) == url
     graded = nbformat.read(course / "source/language_models/01_x.ipynb", as_version=4)

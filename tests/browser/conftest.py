@@ -65,3 +65,4 @@ def student(browser_context, lab):
     page.set_default_timeout(60_000)
     yield Student(page, lab, screenshot_dir())
     page.close()
+    lab.shutdown_kernels()

@@ -97,7 +97,18 @@ class Lab:
 
     def url(self, path: str = "") -> str:
         """Return the URL that opens ``path`` (relative to the course) in JupyterLab, token included."""
-        return f"{self.base}/lab/tree/{path}?token={self.token}" if path else f"{self.base}/lab?token={self.token}"
+        # ?reset: a fresh workspace, so tabs of earlier tests are not restored around this one.
+        query = f"?reset&token={self.token}"
+        return f"{self.base}/lab/tree/{path}{query}" if path else f"{self.base}/lab{query}"
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel the server runs (each test's notebook loads its own models)."""
+        request = urllib.request.Request(f"{self.base}/api/kernels?token={self.token}")
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            kernels = json.loads(reply.read())
+        for kernel in kernels:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{self.base}/api/kernels/{kernel['id']}?token={self.token}", method="DELETE"), timeout=60).close()
 
     def _wait_ready(self, timeout: float = 180) -> None:
         """Wait until the server answers its status API; raise with the log tail if it dies or hangs."""
@@ -140,7 +151,7 @@ class Student:
     def open(self, path: str, timeout: float = 120_000) -> None:
         """Open a notebook and wait until its kernel has started and is idle."""
         self.page.goto(self.lab.url(path))
-        self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout)
+        self.page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=timeout)
         # The indicator reads "idle" before any kernel exists: wait for the kernel's name as well.
         self.page.wait_for_function(
             """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar-kernelName')]
