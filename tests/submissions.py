@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -57,9 +58,10 @@ def set_source(nbs: dict, stem: str, gid: str, source: str) -> None:
     find_cell(nbs[stem], gid).source = source
 
 
-def submit(course: Path, student: str, nbs: dict, only: list[str] | None = None) -> Path:
+def submit(course: Path, student: str, nbs: dict, only: list[str] | None = None,
+           assignment: str = ASSIGNMENT) -> Path:
     """Write the notebooks (or the stems in ``only``) to submitted/<student>/<assignment>/ and return it."""
-    folder = course / "submitted" / student / ASSIGNMENT
+    folder = course / "submitted" / student / assignment
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -97,3 +99,313 @@ def reverse_dict(d: dict) -> dict:
     return {value: key for key, value in d.items()}'''
 
 EDITED_TEST = 'print("all tests passed (trust me)")'
+
+
+# ---------------------------------------------------------------- what each assignment holds
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A scripted student: answer cells replaced by ``sources``, expected points per test cell."""
+
+    sources: dict[tuple[str, str], str]
+    expected: dict[str, float]
+
+    def notebooks(self) -> list[str]:
+        """Return the stems of the notebooks this student hands in."""
+        return sorted({stem for stem, _ in self.sources})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One graded assignment as the end-to-end tests see it."""
+
+    name: str
+    notebooks: list[str]
+    auto: dict[str, dict[str, int]]      # notebook -> {test grade_id: points}
+    manual: dict[str, dict[str, int]]    # notebook -> {answer grade_id: points}
+    solutions: dict[str, str]            # notebook -> the grade_id of one of its answer cells
+    partial: str                         # the one exercise a partial submission answers
+    wrong: dict[tuple[str, str], str]    # (notebook, answer grade_id) -> a wrong but running answer
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    @property
+    def max_auto(self) -> int:
+        """Return the autograded maximum."""
+        return sum(sum(tests.values()) for tests in self.auto.values())
+
+    def tests_of(self, exercise: str) -> dict[str, int]:
+        """Return {test grade_id: points} of one exercise (its visible and hidden test cells)."""
+        return {gid: pts for tests in self.auto.values() for gid, pts in tests.items()
+                if gid in (f"test_{exercise}", f"test_{exercise}_hidden")}
+
+
+def full(spec_auto: dict, *exercises: str) -> dict[str, float]:
+    """Return {test grade_id: its points} for every test cell of the named exercises."""
+    return {gid: pts for tests in spec_auto.values() for gid, pts in tests.items()
+            if any(gid in (f"test_{e}", f"test_{e}_hidden") for e in exercises)}
+
+
+# Correct answers written differently from the reference: each must keep every point.
+LM_ALTERNATIVES = {
+    ("01_theory", "kl_divergence"): '''from scipy.special import rel_entr
+
+
+def kl_divergence(p, q) -> float:
+    "KL divergence through scipy's elementwise relative entropy (0 log 0 = 0, p log p/0 = inf)."
+    p = np.array(p, dtype=float)
+    q = np.array(q, dtype=float)
+    return float(np.sum(rel_entr(p, q)))''',
+    ("02_tokenization", "reverse_dict"): '''def reverse_dict(d: dict) -> dict:
+    "A plain loop: later keys overwrite earlier ones."
+    out = {}
+    for key in d:
+        out[d[key]] = key
+    return out''',
+    ("03_generation", "stopping_criteria"): '''class NewlineStop(StoppingCriteria):
+    "Stop each sequence whose last token contains a line break."
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, input_ids, scores, **kwargs):
+        last = self.tokenizer.batch_decode(input_ids[:, -1:])
+        return torch.tensor(["\\n" in text for text in last], dtype=torch.bool, device=input_ids.device)
+
+
+def build_stopping_criteria(tokenizer):
+    return StoppingCriteriaList([NewlineStop(tokenizer)])''',
+    ("04_chat", "decode_chat_messages"): '''def decode_chat_messages(ids, tokenizer) -> list[dict[str, str]]:
+    markers = helpers.chat_markers(tokenizer)
+    text = tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+    starts = []
+    for role, header in markers.role_headers.items():
+        anchor = header.rstrip()
+        at = text.find(anchor)
+        while at >= 0:
+            starts.append((at, at + len(anchor), role))
+            at = text.find(anchor, at + 1)
+    starts.sort()
+    messages = []
+    for n, (_, body_start, role) in enumerate(starts):
+        body_end = starts[n + 1][0] if n + 1 < len(starts) else len(text)
+        body = text[body_start:body_end].split(markers.end)[0]
+        messages.append({"role": role, "content": body.strip()})
+    return messages''',
+}
+LM_ALTERNATIVES_2 = {
+    ("01_theory", "kl_divergence"): '''def kl_divergence(p, q) -> float:
+    "KL divergence in torch, with the 0 log 0 convention by masking."
+    p = torch.as_tensor(p, dtype=torch.float64)
+    q = torch.as_tensor(q, dtype=torch.float64)
+    support = p > 0
+    if (q[support] == 0).any():
+        return float("inf")
+    return torch.sum(p[support] * torch.log(p[support] / q[support])).item()''',
+    ("02_tokenization", "reverse_dict"): '''def reverse_dict(d: dict) -> dict:
+    return dict(zip(d.values(), d.keys()))''',
+}
+LM_ALTERNATIVES_3 = {
+    ("01_theory", "kl_divergence"): '''def kl_divergence(p, q) -> float:
+    "A loop over the pairs of probabilities."
+    total = 0.0
+    for pi, qi in zip(p, q):
+        pi, qi = float(pi), float(qi)
+        if pi == 0:
+            continue
+        if qi == 0:
+            return float("inf")
+        total += pi * math.log(pi / qi)
+    return total''',
+}
+# Wrong answers that look right: objects that claim equality with anything, and answers that pass the
+# visible tests but not the contract.
+LM_LIARS = {
+    ("01_theory", "kl_divergence"): '''class Agreeable(float):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = float.__hash__
+
+
+def kl_divergence(p, q) -> float:
+    return Agreeable(0.0)''',
+    ("02_tokenization", "reverse_dict"): '''class Agreeable(dict):
+    def __eq__(self, other):
+        return True
+
+    def get(self, key, default=None):
+        return "anything"
+
+
+def reverse_dict(d: dict) -> dict:
+    return Agreeable()''',
+    ("04_chat", "decode_chat_messages"): '''class Agreeable(list):
+    def __eq__(self, other):
+        return True
+
+
+def decode_chat_messages(ids, tokenizer):
+    return Agreeable([{}, {}, {}])''',
+}
+LM_NEAR_MISSES = {
+    ("01_theory", "kl_divergence"): '''def kl_divergence(p, q) -> float:
+    "Forgets the 0 log 0 = 0 convention."
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    return float(np.sum(p * np.log(p / q)))''',
+    ("02_tokenization", "reverse_dict"): '''def reverse_dict(d: dict) -> dict:
+    "The first key wins instead of the last."
+    return {value: key for key, value in reversed(list(d.items()))}''',
+    ("04_chat", "decode_chat_messages"): '''def decode_chat_messages(ids, tokenizer):
+    "Knows ChatML and Phi-3.5 role tokens by heart, nothing else."
+    text = tokenizer.decode(list(ids), skip_special_tokens=False)
+    pattern = (r"(?:<\\|im_start\\|>(system|user|assistant)\\n|<\\|(system|user|assistant)\\|>\\n)"
+               r"(.*?)(?=<\\|im_end\\|>|<\\|end\\|>|<\\|im_start\\|>|<\\|(?:system|user|assistant)\\|>|$)")
+    return [{"role": m.group(1) or m.group(2), "content": m.group(3).strip()} for m in re.finditer(pattern, text, re.S)]''',
+}
+
+LM_AUTO = {
+    "01_theory": {"test_kl_divergence": 2, "test_kl_divergence_hidden": 3},
+    "02_tokenization": {"test_reverse_dict": 2, "test_reverse_dict_hidden": 3},
+    "03_generation": {"test_stopping_criteria": 2, "test_stopping_criteria_hidden": 3},
+    "04_chat": {"test_decode_chat_messages": 2, "test_decode_chat_messages_hidden": 4},
+}
+LANGUAGE_MODELS = Spec(
+    name="language_models",
+    notebooks=["01_theory", "02_tokenization", "03_generation", "04_chat"],
+    auto=LM_AUTO,
+    manual={"01_theory": {"jensen_proof": 4}, "02_tokenization": {"word_boundary": 2},
+            "03_generation": {"context_counterexample": 3}},
+    solutions={"01_theory": "kl_divergence", "02_tokenization": "reverse_dict",
+               "03_generation": "stopping_criteria", "04_chat": "decode_chat_messages"},
+    partial="reverse_dict",
+    wrong=WRONG,
+    variants={
+        "alt1": Variant(LM_ALTERNATIVES, full(LM_AUTO, "kl_divergence", "reverse_dict", "stopping_criteria",
+                                              "decode_chat_messages")),
+        "alt2": Variant(LM_ALTERNATIVES_2, full(LM_AUTO, "kl_divergence", "reverse_dict")),
+        "alt3": Variant(LM_ALTERNATIVES_3, full(LM_AUTO, "kl_divergence")),
+        "liar": Variant(LM_LIARS, {gid: 0 for gid in full(LM_AUTO, "kl_divergence", "reverse_dict",
+                                                          "decode_chat_messages")}),
+        "nearmiss": Variant(LM_NEAR_MISSES, {"test_kl_divergence": 2, "test_kl_divergence_hidden": 0,
+                                             "test_reverse_dict": 2, "test_reverse_dict_hidden": 0,
+                                             "test_decode_chat_messages": 2,
+                                             "test_decode_chat_messages_hidden": 0}),
+    },
+)
+
+TI_WRONG = {
+    ("01_attention", "attention"): '''def attention(q, k, v, mask=None):
+    "Forgets the 1/sqrt(d) scale."
+    scores = q @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights''',
+    ("01_attention", "mean_pool"): '''def mean_pool(hidden, attention_mask):
+    "Averages the padding too."
+    return hidden.mean(dim=1)''',
+    ("02_bpe_and_spans", "merge_pair"): '''def merge_pair(tokens, pair):
+    "Merges by string replacement, which also matches inside longer symbols."
+    return " ".join(tokens).replace(f"{pair[0]} {pair[1]}", pair[0] + pair[1]).split()''',
+    ("02_bpe_and_spans", "most_frequent_pair"): '''from collections import Counter
+
+
+def most_frequent_pair(corpus):
+    "Breaks ties by insertion order, not by the pair."
+    counts = Counter()
+    for word, count in corpus.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] += count
+    return counts.most_common(1)[0][0] if counts else None''',
+    ("02_bpe_and_spans", "best_span"): '''def best_span(start_logits, end_logits, context_mask, max_len):
+    "Takes the best start and the best end separately."
+    inside = torch.as_tensor([bool(x) for x in context_mask])
+    if not inside.any():
+        return None
+    start = torch.as_tensor([float(x) for x in start_logits]).masked_fill(~inside, float("-inf"))
+    end = torch.as_tensor([float(x) for x in end_logits]).masked_fill(~inside, float("-inf"))
+    return int(start.argmax()), int(end.argmax())''',
+}
+# Wrong answers that fail every test (the partial submission's other exercises).
+TI_FAILING = {
+    ("01_attention", "attention"): 'def attention(q, k, v, mask=None):\n    return q, q',
+    ("01_attention", "mean_pool"): 'def mean_pool(hidden, attention_mask):\n    return torch.zeros(hidden.shape[0], hidden.shape[2])',
+    ("02_bpe_and_spans", "merge_pair"): 'def merge_pair(tokens, pair):\n    return list(tokens)',
+    ("02_bpe_and_spans", "most_frequent_pair"): 'def most_frequent_pair(corpus):\n    return None',
+    ("02_bpe_and_spans", "best_span"): 'def best_span(start_logits, end_logits, context_mask, max_len):\n    return (0, 0)',
+}
+TI_ALTERNATIVES = {
+    ("01_attention", "attention"): '''def attention(q, k, v, mask=None):
+    "einsum, and a boolean mask turned into an additive one."
+    scores = torch.einsum("...qd,...kd->...qk", q, k) * q.shape[-1] ** -0.5
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            mask = torch.where(mask, 0.0, float("-inf")).to(scores.dtype)
+        scores = scores + mask
+    weights = scores.softmax(dim=-1)
+    return torch.einsum("...qk,...kv->...qv", weights, v), weights''',
+    ("01_attention", "mean_pool"): '''def mean_pool(hidden, attention_mask):
+    "One sequence at a time, with boolean indexing."
+    rows = []
+    for h, m in zip(hidden, attention_mask):
+        real = h[m.bool()]
+        rows.append(real.mean(dim=0) if len(real) else torch.zeros(h.shape[-1], dtype=h.dtype))
+    return torch.stack(rows)''',
+    ("02_bpe_and_spans", "merge_pair"): '''def merge_pair(tokens, pair):
+    "Recursive: merge at the front, then the rest."
+    if len(tokens) < 2:
+        return list(tokens)
+    if (tokens[0], tokens[1]) == tuple(pair):
+        return [tokens[0] + tokens[1]] + merge_pair(tokens[2:], pair)
+    return [tokens[0]] + merge_pair(tokens[1:], pair)''',
+    ("02_bpe_and_spans", "most_frequent_pair"): '''from collections import Counter
+
+
+def most_frequent_pair(corpus):
+    "Counter, then sort by (-count, pair)."
+    counts = Counter()
+    for word, count in corpus.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] += count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[0][0] if ranked else None''',
+    ("02_bpe_and_spans", "best_span"): '''def best_span(start_logits, end_logits, context_mask, max_len):
+    "All spans at once: an outer sum, masked to the valid ones; argmax returns the first maximum."
+    start = torch.as_tensor(np.asarray(start_logits, dtype=np.float64))
+    end = torch.as_tensor(np.asarray(end_logits, dtype=np.float64))
+    inside = torch.as_tensor(np.asarray(context_mask, dtype=bool))
+    n = len(start)
+    s, e = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    valid = (s <= e) & (e - s < max_len) & inside[:, None] & inside[None, :]
+    if not valid.any():
+        return None
+    scores = (start[:, None] + end[None, :]).masked_fill(~valid, float("-inf"))
+    flat = int(scores.flatten().argmax())
+    return flat // n, flat % n''',
+}
+TI_AUTO = {
+    "01_attention": {"test_attention": 2, "test_attention_hidden": 4, "test_mean_pool": 2,
+                     "test_mean_pool_hidden": 2},
+    "02_bpe_and_spans": {"test_merge_pair": 1, "test_merge_pair_hidden": 2, "test_most_frequent_pair": 1,
+                         "test_most_frequent_pair_hidden": 2, "test_best_span": 2, "test_best_span_hidden": 3},
+}
+TRANSFORMER_INTERNALS = Spec(
+    name="transformer_internals",
+    notebooks=["01_attention", "02_bpe_and_spans"],
+    auto=TI_AUTO,
+    manual={"01_attention": {"scaling_question": 4}},
+    solutions={"01_attention": "attention", "02_bpe_and_spans": "merge_pair"},
+    partial="mean_pool",
+    wrong=TI_FAILING,
+    variants={
+        "alt1": Variant(TI_ALTERNATIVES, full(TI_AUTO, "attention", "mean_pool", "merge_pair",
+                                              "most_frequent_pair", "best_span")),
+        "nearmiss": Variant(TI_WRONG, {"test_attention": 0, "test_attention_hidden": 0, "test_mean_pool": 0,
+                                       "test_mean_pool_hidden": 0, "test_merge_pair": 1,
+                                       "test_merge_pair_hidden": 0, "test_most_frequent_pair": 1,
+                                       "test_most_frequent_pair_hidden": 0, "test_best_span": 0,
+                                       "test_best_span_hidden": 0}),
+    },
+)
+SPECS = {spec.name: spec for spec in (LANGUAGE_MODELS, TRANSFORMER_INTERNALS)}

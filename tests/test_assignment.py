@@ -1,8 +1,11 @@
-"""The graded assignment end to end: source and release executed, nbgrader run for real on a
+"""The graded assignments end to end: source and release executed, nbgrader run for real on a
 temporary course (generate_assignment, validate, autograde, generate_feedback, export).
 
-One module-scoped course holds every scripted student; each is autograded once (the loop student in a
-second call with a short timeout), and a few are graded a second time to check that scores repeat.
+Every test runs once per assignment in ``submissions.SPECS``. One module-scoped course per assignment
+holds every scripted student (reference, blank, partial, correct alternatives, wrong answers that look
+right); each is autograded once, and some a second time to check that scores repeat. The students that
+probe nbgrader itself (an edited test cell, library warnings, deleted and retyped cells, an infinite
+loop) run on language_models only.
 """
 
 from __future__ import annotations
@@ -25,22 +28,8 @@ from conftest import ROOT, execute_notebook
 
 pytestmark = pytest.mark.slow
 
-A = sub.ASSIGNMENT
-SOURCE = ROOT / "source" / A
-RELEASE = ROOT / "release" / A
-NOTEBOOKS = ["01_theory", "02_tokenization", "03_generation", "04_chat"]
-# Autograded test cells and their points, per notebook.
-AUTO = {
-    "01_theory": {"test_kl_divergence": 2, "test_kl_divergence_hidden": 3},
-    "02_tokenization": {"test_reverse_dict": 2, "test_reverse_dict_hidden": 3},
-    "03_generation": {"test_stopping_criteria": 2, "test_stopping_criteria_hidden": 3},
-    "04_chat": {"test_decode_chat_messages": 2, "test_decode_chat_messages_hidden": 4},
-}
-MANUAL = {"01_theory": {"jensen_proof": 4}, "02_tokenization": {"word_boundary": 2},
-          "03_generation": {"context_counterexample": 3}}
-MAX_AUTO = sum(sum(v.values()) for v in AUTO.values())
-SOLUTION_CELLS = {"01_theory": "kl_divergence", "02_tokenization": "reverse_dict",
-                  "03_generation": "stopping_criteria", "04_chat": "decode_chat_messages"}
+SPECS = sub.SPECS
+LM = "language_models"
 LOOP_TIMEOUT = 10  # seconds per cell for the student whose reverse_dict never returns
 # Kernels run one at a time; on a shared 2-core machine one BLAS thread each avoids the
 # oversubscription that makes torch several times slower (measured: 5x under load).
@@ -68,24 +57,24 @@ def parallel(course: Path, commands: list[list[str]]) -> list[str]:
     return outputs
 
 
-def make_course(base: Path) -> Path:
-    """Create a course directory with this repository's config and source, and release it there."""
+def make_course(base: Path, name: str) -> Path:
+    """Create a course directory with this repository's config and one assignment's source, released there."""
     from course_tools.cli import release
 
     course = base / "course"
     course.mkdir()
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(SOURCE, course / "source" / A)
-    release(root=course, names=[A])
+    shutil.copytree(ROOT / "source" / name, course / "source" / name)
+    release(root=course, names=[name])
     return course
 
 
-def scores(course: Path, student: str) -> dict[str, float | None]:
+def scores(course: Path, student: str, name: str) -> dict[str, float | None]:
     """Return {grade_id: score (None while it waits for manual grading)} for one student, plus '_total'."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        submission = gb.find_submission(A, student)
+        submission = gb.find_submission(name, student)
         found: dict[str, float | None] = {"_total": submission.score}
         for nb in submission.notebooks:
             for grade in nb.grades:
@@ -93,9 +82,9 @@ def scores(course: Path, student: str) -> dict[str, float | None]:
         return found
 
 
-def auto_total(found: dict) -> float:
+def auto_total(found: dict, spec: sub.Spec) -> float:
     """Return the sum of a student's autograded test-cell scores."""
-    return sum(found.get(g) or 0 for tests in AUTO.values() for g in tests)
+    return sum(found.get(g) or 0 for tests in spec.auto.values() for g in tests)
 
 
 def normalised(path: Path) -> dict:
@@ -108,39 +97,26 @@ def normalised(path: Path) -> dict:
 # ---------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(scope="module", params=list(SPECS))
+def spec(request) -> sub.Spec:
+    """Return the graded assignment under test (every test runs once per assignment)."""
+    return SPECS[request.param]
+
+
 @pytest.fixture(scope="module")
-def answers() -> dict:
+def answers(spec: sub.Spec) -> dict:
     """Return the reference answers taken from source/."""
-    return sub.reference_answers(SOURCE)
+    return sub.reference_answers(ROOT / "source" / spec.name)
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """Return a released temporary course."""
-    return make_course(tmp_path_factory.mktemp("assignment"))
+def course(tmp_path_factory, spec: sub.Spec) -> Path:
+    """Return a released temporary course holding the assignment."""
+    return make_course(tmp_path_factory.mktemp(spec.name), spec.name)
 
 
-@pytest.fixture(scope="module")
-def graded(course: Path, answers: dict) -> dict:
-    """Submit every scripted student, autograde them (twice for some) and return their scores."""
-    release_dir = course / "release" / A
-
-    def fresh():
-        return sub.load_release(release_dir)
-
-    ref = fresh()
-    sub.solve(ref, answers)
-    sub.submit(course, "ref", ref)
-
-    sub.submit(course, "blank", fresh())
-
-    partial = fresh()
-    sub.solve(partial, answers, which=["reverse_dict"])
-    for (stem, gid), source in sub.WRONG.items():
-        if gid != "reverse_dict":
-            sub.set_source(partial, stem, gid, source)
-    sub.submit(course, "partial", partial)
-
+def robustness_students(course: Path, fresh) -> None:
+    """Submit the language_models students that probe nbgrader itself (edited, warnings, mangled, loop)."""
     edited = fresh()
     sub.set_source(edited, "02_tokenization", "reverse_dict", sub.WRONG[("02_tokenization", "reverse_dict")])
     sub.set_source(edited, "02_tokenization", "test_reverse_dict", sub.EDITED_TEST)
@@ -151,7 +127,7 @@ def graded(course: Path, answers: dict) -> dict:
     sub.submit(course, "warn", warn, only=["02_tokenization"])
 
     mangled = fresh()
-    sub.solve(mangled, answers, which=["kl_divergence", "reverse_dict"])
+    sub.solve(mangled, sub.reference_answers(course / "source" / LM), which=["kl_divergence", "reverse_dict"])
     sub.find_cell(mangled["01_theory"], "kl_divergence").cell_type = "markdown"
     cell = sub.find_cell(mangled["01_theory"], "kl_divergence")
     for key in ("outputs", "execution_count"):
@@ -161,82 +137,125 @@ def graded(course: Path, answers: dict) -> dict:
     sub.submit(course, "mangled", mangled, only=["01_theory", "02_tokenization"])
 
     loop = fresh()
-    sub.solve(loop, answers, which=["kl_divergence"])
+    sub.solve(loop, sub.reference_answers(course / "source" / LM), which=["kl_divergence"])
     sub.set_source(loop, "02_tokenization", "reverse_dict", sub.LOOP_FOREVER)
     sub.submit(course, "loop", loop, only=["01_theory", "02_tokenization"])
 
-    # Two autograde processes side by side (2 cores; one BLAS thread per kernel), each grading its
-    # students in one call; nbgrader's sqlite gradebook copes with the two writers.
+
+@pytest.fixture(scope="module")
+def graded(course: Path, answers: dict, spec: sub.Spec) -> dict:
+    """Submit every scripted student, autograde them (twice for some) and return their scores."""
+    A = spec.name
+    release_dir = course / "release" / A
+
+    def fresh():
+        return sub.load_release(release_dir)
+
+    ref = fresh()
+    sub.solve(ref, answers)
+    sub.submit(course, "ref", ref, assignment=A)
+
+    sub.submit(course, "blank", fresh(), assignment=A)
+
+    partial = fresh()
+    sub.solve(partial, answers, which=[spec.partial])
+    for (stem, gid), source in spec.wrong.items():
+        if gid != spec.partial:
+            sub.set_source(partial, stem, gid, source)
+    sub.submit(course, "partial", partial, assignment=A)
+
+    for student, variant in spec.variants.items():
+        nbs = fresh()
+        for (stem, gid), source in variant.sources.items():
+            sub.set_source(nbs, stem, gid, source)
+        sub.submit(course, student, nbs, only=variant.notebooks(), assignment=A)
+
+    students = ["ref", "blank", "partial", *spec.variants]
+    if A == LM:
+        robustness_students(course, fresh)
+        students += ["edited", "warn", "mangled"]
+    # Two autograde processes side by side (2 cores; one BLAS thread per kernel), each grading half of
+    # the students in one call; nbgrader's sqlite gradebook copes with the two writers.
+    halves = [students[0::2], students[1::2]]
     times = {}
     start = time.perf_counter()
-    first = parallel(course, [["autograde", A, "--CourseDirectory.student_id_exclude=" + ",".join(other)]
-                              for other in (["blank", "partial", "mangled", "loop"],
-                                            ["ref", "edited", "warn", "loop"])])
+    first = parallel(course, [["autograde", A, "--CourseDirectory.student_id_exclude=" + ",".join(other + ["loop"])]
+                              for other in (halves[1], halves[0])])
     times["autograde"] = time.perf_counter() - start
-    # The loop student alone, with a short per-cell timeout; meanwhile, grade three other
-    # submissions a second time, from scratch: their scores must not move.
-    start = time.perf_counter()
-    students = ["ref", "blank", "partial", "edited", "warn", "mangled"]
-    result = {"scores": {s: scores(course, s) for s in students}, "log": "".join(first), "times": times}
-    loop_log, *_ = parallel(course, [
-        ["autograde", A, "--student", "loop", f"--Execute.timeout={LOOP_TIMEOUT}"],
-        ["autograde", A, "--student", "warn", "--force"],
-    ])
-    parallel(course, [["autograde", A, "--student", "mangled", "--force"],
-                      ["autograde", A, "--student", "edited", "--force"]])
-    times["loop+regrade"] = time.perf_counter() - start
-    result["scores"]["loop"] = scores(course, "loop")
-    result["loop_log"] = loop_log
-    again = {s: scores(course, s) for s in ("warn", "mangled", "edited")}
-    result["again"] = again
-    print("autograde times (s):", {k: round(v, 1) for k, v in times.items()})
+    result = {"scores": {s: scores(course, s, A) for s in students}, "log": "".join(first), "times": times}
+    if A == LM:
+        # The loop student alone, with a short per-cell timeout; meanwhile, grade three other
+        # submissions a second time, from scratch: their scores must not move.
+        start = time.perf_counter()
+        loop_log, *_ = parallel(course, [
+            ["autograde", A, "--student", "loop", f"--Execute.timeout={LOOP_TIMEOUT}"],
+            ["autograde", A, "--student", "warn", "--force"],
+        ])
+        parallel(course, [["autograde", A, "--student", "mangled", "--force"],
+                          ["autograde", A, "--student", "edited", "--force"]])
+        times["loop+regrade"] = time.perf_counter() - start
+        result["scores"]["loop"] = scores(course, "loop", A)
+        result["loop_log"] = loop_log
+        result["again"] = {s: scores(course, s, A) for s in ("warn", "mangled", "edited")}
+    else:
+        parallel(course, [["autograde", A, "--student", "partial", "--force"]])
+        result["again"] = {"partial": scores(course, "partial", A)}
+    print(f"{A}: autograde times (s):", {k: round(v, 1) for k, v in times.items()})
     return result
+
+
+def language_models_only(spec: sub.Spec) -> None:
+    """Skip a test that probes nbgrader through the language_models students only."""
+    if spec.name != LM:
+        pytest.skip("nbgrader robustness is probed once, on language_models")
 
 
 # ---------------------------------------------------------------- source and release
 
 
-def test_source_passes_every_test_cell():
+def test_source_passes_every_test_cell(spec: sub.Spec):
     """Executing the instructor's source runs every cell, every test included, without an error."""
     total = 0.0
-    for stem in NOTEBOOKS:
-        run = execute_notebook(SOURCE / f"{stem}.ipynb", timeout=300)
+    for stem in spec.notebooks:
+        run = execute_notebook(ROOT / "source" / spec.name / f"{stem}.ipynb", timeout=300)
         assert run.error is None, f"{stem}: {run.error}"
+        stderr = [o for c in run.nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
+        assert not stderr, f"{stem} writes to stderr: {stderr[:2]}"
         total += run.seconds
-    print(f"source executed in {total:.1f} s")
+    print(f"{spec.name}: source executed in {total:.1f} s")
     # The budget is 60 s on 2 quiet cores; allow for a busy CI machine.
-    assert total < 180, f"the assignment takes {total:.0f} s to execute; keep it under a minute"
+    assert total < 180, f"{spec.name} takes {total:.0f} s to execute; keep it under a minute"
 
 
-def test_release_fails_only_with_not_implemented(graded: dict, course: Path):
+def test_release_fails_only_with_not_implemented(graded: dict, course: Path, spec: sub.Spec):
     """The untouched release, as executed by nbgrader (nbclient): every error comes from a stub.
 
     Every exercise is a function, so each test cell that calls a stub meets its NotImplementedError.
     """
-    for stem in NOTEBOOKS:
-        nb = nbformat.read(course / "autograded" / "blank" / A / f"{stem}.ipynb", as_version=4)
+    for stem in spec.notebooks:
+        nb = nbformat.read(course / "autograded" / "blank" / spec.name / f"{stem}.ipynb", as_version=4)
         errors = [(sub.grade_id(c), o["ename"], o["evalue"]) for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []) if o["output_type"] == "error"]
         assert errors, f"{stem}: the release should fail somewhere"
         for gid, ename, evalue in errors:
             assert ename == "NotImplementedError", f"{stem}: cell {gid} failed with {ename}: {evalue}"
-        assert any(e[1] == "NotImplementedError" for e in errors), f"{stem}: {errors}"
         failing = {gid for gid, _, _ in errors}
-        assert set(AUTO[stem]) <= failing, f"{stem}: every test cell of the release must fail, failing: {failing}"
+        assert set(spec.auto[stem]) <= failing, f"{stem}: every test cell of the release must fail, failing: {failing}"
 
 
-def test_release_is_up_to_date(course: Path):
+def test_release_is_up_to_date(course: Path, spec: sub.Spec):
     """The committed release equals a fresh `course release` of the committed source."""
-    fresh = sorted(p.name for p in (course / "release" / A).iterdir())
-    committed = sorted(p.name for p in RELEASE.iterdir())
+    fresh_dir, committed_dir = course / "release" / spec.name, ROOT / "release" / spec.name
+    fresh = sorted(p.name for p in fresh_dir.iterdir())
+    committed = sorted(p.name for p in committed_dir.iterdir())
     assert fresh == committed, "release/ holds other files than a fresh release: run `course release`"
     for name in committed:
         if not name.endswith(".ipynb"):
-            same = (course / "release" / A / name).read_bytes() == (RELEASE / name).read_bytes()
+            same = (fresh_dir / name).read_bytes() == (committed_dir / name).read_bytes()
         else:
-            same = normalised(course / "release" / A / name) == normalised(RELEASE / name)
+            same = normalised(fresh_dir / name) == normalised(committed_dir / name)
         assert same, (
-            f"release/{A}/{name} is out of date: run `course release` and commit the result")
+            f"release/{spec.name}/{name} is out of date: run `course release {spec.name}` and commit the result")
 
 
 def hidden_lines(path: Path) -> list[str]:
@@ -250,95 +269,117 @@ def hidden_lines(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("stem", NOTEBOOKS)
-def test_release_hides_solutions_and_hidden_tests(stem: str):
+def test_release_hides_solutions_and_hidden_tests(spec: sub.Spec):
     """No markers, no solution line and no hidden test line (with its expected values) in the release."""
-    text = (RELEASE / f"{stem}.ipynb").read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-        assert marker not in text, f"{stem}: {marker!r} is in the release"
-    released = "\n".join(c.source for c in nbformat.read(RELEASE / f"{stem}.ipynb", as_version=4).cells)
-    secret = [line for line in hidden_lines(SOURCE / f"{stem}.ipynb") if line in released]
-    assert not secret, f"{stem}: hidden lines leak into the release: {secret}"
-    assert hidden_lines(SOURCE / f"{stem}.ipynb"), f"{stem}: the source should have hidden parts"
+    for stem in spec.notebooks:
+        release_path = ROOT / "release" / spec.name / f"{stem}.ipynb"
+        source_path = ROOT / "source" / spec.name / f"{stem}.ipynb"
+        text = release_path.read_text()
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert marker not in text, f"{stem}: {marker!r} is in the release"
+        released = "\n".join(c.source for c in nbformat.read(release_path, as_version=4).cells)
+        secret = [line for line in hidden_lines(source_path) if line in released]
+        assert not secret, f"{stem}: hidden lines leak into the release: {secret}"
+        assert hidden_lines(source_path), f"{stem}: the source should have hidden parts"
 
 
-def test_validate_invert_passes_on_release(course: Path):
+def test_validate_invert_passes_on_release(course: Path, spec: sub.Spec):
     """`nbgrader validate --invert` on the untouched release: no test passes."""
-    paths = [str(course / "release" / A / f"{stem}.ipynb") for stem in NOTEBOOKS]
+    paths = [str(course / "release" / spec.name / f"{stem}.ipynb") for stem in spec.notebooks]
     proc = nbgrader(course, "validate", "--invert", *paths, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert out.count("Success!") == len(NOTEBOOKS), out[-3000:]
+    assert out.count("Success!") == len(spec.notebooks), out[-3000:]
 
 
 # ---------------------------------------------------------------- autograde
 
 
-def test_reference_scores_the_maximum(graded: dict):
+def test_reference_scores_the_maximum(graded: dict, spec: sub.Spec):
     found = graded["scores"]["ref"]
-    assert auto_total(found) == MAX_AUTO == 21, found
-    for tests in AUTO.values():
+    assert auto_total(found, spec) == spec.max_auto == 21, found
+    for tests in spec.auto.values():
         for gid, points in tests.items():
             assert found[gid] == points, f"{gid}: {found[gid]} of {points}"
     # Manual answers wait for a person: they carry no automatic score.
-    for manual in MANUAL.values():
+    for manual in spec.manual.values():
         for gid in manual:
             assert found[gid] is None, f"{gid} should wait for manual grading, got {found[gid]}"
-    assert found["_total"] == MAX_AUTO
+    assert found["_total"] == spec.max_auto
 
 
-def test_untouched_release_scores_zero(graded: dict):
+def test_untouched_release_scores_zero(graded: dict, spec: sub.Spec):
     found = graded["scores"]["blank"]
     assert found["_total"] == 0, found
-    assert all(found.get(g) == 0 for manual in MANUAL.values() for g in manual), found
+    assert all(found.get(g) == 0 for manual in spec.manual.values() for g in manual), found
 
 
-def test_partial_submission_scores_exactly_its_points(graded: dict):
+def test_partial_submission_scores_exactly_its_points(graded: dict, spec: sub.Spec):
     found = graded["scores"]["partial"]
-    assert found["test_reverse_dict"] == 2 and found["test_reverse_dict_hidden"] == 3, found
-    assert auto_total(found) == 5, found
-    assert found["_total"] == 5, found
+    earned = spec.tests_of(spec.partial)
+    assert earned and all(found[gid] == pts for gid, pts in earned.items()), (earned, found)
+    assert auto_total(found, spec) == sum(earned.values()), found
+    assert found["_total"] == sum(earned.values()), found
 
 
-def test_edited_test_cell_is_detected_and_restored(graded: dict, course: Path):
-    path = course / "submitted" / "edited" / A / "02_tokenization.ipynb"
+def test_correct_alternatives_and_wrong_answers_score_exactly(graded: dict, spec: sub.Spec):
+    """Correct answers written differently keep every point; answers that only look right lose theirs.
+
+    Alternatives: loops, dict(zip(...)), scipy's rel_entr, torch, a custom StoppingCriteria, einsum,
+    recursion, a vectorised span search. Wrong: objects whose __eq__ always says True, first-key-wins,
+    no 0 log 0 convention, a chat decoder that knows only ChatML and Phi-3.5, a missing 1/sqrt(d),
+    padding averaged in, string-replace merges, insertion-order ties, independent start/end argmax.
+    """
+    for student, variant in spec.variants.items():
+        found = graded["scores"][student]
+        wrong = {gid: (found[gid], pts) for gid, pts in variant.expected.items() if found[gid] != pts}
+        assert not wrong, f"{spec.name} student {student}: (score, expected) {wrong}"
+        assert found["_total"] == sum(variant.expected.values()), f"{student}: {found}"
+
+
+def test_edited_test_cell_is_detected_and_restored(graded: dict, course: Path, spec: sub.Spec):
+    language_models_only(spec)
+    path = course / "submitted" / "edited" / LM / "02_tokenization.ipynb"
     proc = nbgrader(course, "validate", str(path), check=False)
     out = proc.stdout + proc.stderr
     assert "THE CONTENTS OF" in out and "HAVE CHANGED" in out, out[-3000:]
     # Autograde put the original test back: the wrong reverse_dict fails it.
     found = graded["scores"]["edited"]
     assert found["test_reverse_dict"] == 0 and found["_total"] == 0, found
-    restored = nbformat.read(course / "autograded" / "edited" / A / "02_tokenization.ipynb", as_version=4)
+    restored = nbformat.read(course / "autograded" / "edited" / LM / "02_tokenization.ipynb", as_version=4)
     assert sub.EDITED_TEST not in sub.find_cell(restored, "test_reverse_dict").source
 
 
-def test_infinite_loop_times_out_and_is_still_graded(graded: dict, course: Path):
+def test_infinite_loop_times_out_and_is_still_graded(graded: dict, course: Path, spec: sub.Spec):
+    language_models_only(spec)
     found = graded["scores"]["loop"]
     assert found["test_reverse_dict"] == 0 and found["test_reverse_dict_hidden"] == 0, found
     assert found["test_kl_divergence"] == 2 and found["test_kl_divergence_hidden"] == 3, found
     assert found["_total"] == 5, found
-    nb = nbformat.read(course / "autograded" / "loop" / A / "02_tokenization.ipynb", as_version=4)
+    nb = nbformat.read(course / "autograded" / "loop" / LM / "02_tokenization.ipynb", as_version=4)
     errors = [o for c in nb.cells if sub.grade_id(c) == "test_reverse_dict" for o in c.outputs
               if o["output_type"] == "error"]
     assert errors, "the looping test cell should record an error (timeout / interrupt)"
 
 
-def test_library_warnings_do_not_zero_a_correct_answer(graded: dict, course: Path):
+def test_library_warnings_do_not_zero_a_correct_answer(graded: dict, course: Path, spec: sub.Spec):
+    language_models_only(spec)
     found = graded["scores"]["warn"]
     assert found["test_reverse_dict"] == 2 and found["test_reverse_dict_hidden"] == 3, found
-    nb = nbformat.read(course / "autograded" / "warn" / A / "02_tokenization.ipynb", as_version=4)
+    nb = nbformat.read(course / "autograded" / "warn" / LM / "02_tokenization.ipynb", as_version=4)
     stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
     assert not stderr, f"stderr reached the graded notebook: {stderr}"
 
 
-def test_deleted_cell_and_changed_cell_type_are_handled(graded: dict, course: Path):
+def test_deleted_cell_and_changed_cell_type_are_handled(graded: dict, course: Path, spec: sub.Spec):
+    language_models_only(spec)
     found = graded["scores"]["mangled"]
     # The deleted visible test is put back from the gradebook and passes; the solution cell turned
     # into markdown is turned back into code, so the correct answer keeps all its points.
     assert found["test_reverse_dict"] == 2 and found["test_reverse_dict_hidden"] == 3, found
     assert found["test_kl_divergence"] == 2 and found["test_kl_divergence_hidden"] == 3, found
     assert found["_total"] == 10, found
-    nb = nbformat.read(course / "autograded" / "mangled" / A / "01_theory.ipynb", as_version=4)
+    nb = nbformat.read(course / "autograded" / "mangled" / LM / "01_theory.ipynb", as_version=4)
     assert sub.find_cell(nb, "kl_divergence").cell_type == "code"
 
 
@@ -347,15 +388,16 @@ def test_grading_twice_gives_identical_scores(graded: dict):
         assert found == graded["scores"][student], f"{student}: {graded['scores'][student]} then {found}"
 
 
-def test_feedback_and_export(graded: dict, course: Path):
+def test_feedback_and_export(graded: dict, course: Path, spec: sub.Spec):
+    A = spec.name
     nbgrader(course, "generate_feedback", A)
     for student in ("ref", "blank", "partial"):
         pages = sorted((course / "feedback" / student / A).glob("*.html"))
-        assert [p.stem for p in pages] == NOTEBOOKS, pages
+        assert [p.stem for p in pages] == spec.notebooks, pages
     nbgrader(course, "export", "--to", str(course / "grades.csv"))
     with open(course / "grades.csv") as fh:
         rows = {row["student_id"]: row for row in csv.DictReader(fh) if row["assignment"] == A}
-    assert float(rows["ref"]["score"]) == MAX_AUTO
-    assert float(rows["partial"]["score"]) == 5
+    assert float(rows["ref"]["score"]) == spec.max_auto
+    assert float(rows["partial"]["score"]) == sum(spec.tests_of(spec.partial).values())
     assert float(rows["blank"]["score"]) == 0
-    assert float(rows["ref"]["max_score"]) == MAX_AUTO + sum(sum(v.values()) for v in MANUAL.values())
+    assert float(rows["ref"]["max_score"]) == spec.max_auto + sum(sum(v.values()) for v in spec.manual.values())

@@ -1,4 +1,5 @@
-"""Fast checks of the graded assignment's notebooks: nbgrader metadata, locked setup, no hard-coded ids."""
+"""Fast checks of the graded assignments' notebooks: nbgrader metadata, locked setup, no hard-coded ids,
+test cells that end with a statement (nbgrader reads a final expression's value as a partial score)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import submissions as sub
 from conftest import ROOT
 
-A = "language_models"
-SOURCE = ROOT / "source" / A
-RELEASE = ROOT / "release" / A
-NOTEBOOKS = sorted(SOURCE.glob("*.ipynb"))
+SPECS = sub.SPECS
+NOTEBOOKS = [ROOT / "source" / name / f"{stem}.ipynb" for name, spec in SPECS.items() for stem in spec.notebooks]
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 REQUIRED = {"schema_version", "grade", "locked", "solution"}
 ALLOWED = REQUIRED | {"task", "grade_id", "points", "checksum", "cell_type"}
 GRADE_ID = re.compile(r"^[a-zA-Z0-9_\-]+$")
@@ -34,13 +35,19 @@ def ids_in(source: str) -> list[int]:
             if isinstance(n, ast.Constant) and type(n.value) is int and n.value >= 100]
 
 
-def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_theory.ipynb", "02_tokenization.ipynb",
-                                            "03_generation.ipynb", "04_chat.ipynb"]
-    assert [p.name for p in sorted(RELEASE.glob("*.ipynb"))] == [p.name for p in NOTEBOOKS]
+def nb_id(path: Path) -> str:
+    """Return assignment/notebook for test ids."""
+    return f"{path.parent.name}/{path.stem}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_there_are_notebooks(name: str):
+    source = sorted(p.stem for p in (ROOT / "source" / name).glob("*.ipynb"))
+    assert source == SPECS[name].notebooks
+    assert sorted(p.stem for p in (ROOT / "release" / name).glob("*.ipynb")) == source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=nb_id)
 def test_nbgrader_metadata_is_valid(path: Path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
@@ -67,20 +74,29 @@ def test_nbgrader_metadata_is_valid(path: Path):
     assert any(m["grade"] for _, m in nbgrader_cells(nb)), f"{path.name} has no graded cell"
 
 
-def test_grade_ids_and_points_across_the_assignment():
-    auto, manual = {}, {}
-    for path in NOTEBOOKS:
-        for cell, meta in nbgrader_cells(nbformat.read(path, as_version=4)):
+@pytest.mark.parametrize("name", list(SPECS))
+def test_grade_ids_and_points_across_the_assignment(name: str):
+    """The points in the notebooks are the ones the end-to-end tests (and the README) expect."""
+    spec = SPECS[name]
+    for stem in spec.notebooks:
+        auto, manual, answers = {}, {}, []
+        for cell, meta in nbgrader_cells(nbformat.read(ROOT / "source" / name / f"{stem}.ipynb", as_version=4)):
             if meta["grade"]:
                 (manual if meta["solution"] else auto)[meta["grade_id"]] = meta["points"]
-    assert sum(auto.values()) == 21, auto
-    assert set(manual) == {"jensen_proof", "word_boundary", "context_counterexample"}, manual
-    assert all(2 <= p <= 5 for p in manual.values()), manual
-    for exercise in ("reverse_dict", "stopping_criteria", "decode_chat_messages", "kl_divergence"):
-        assert f"test_{exercise}" in auto and f"test_{exercise}_hidden" in auto, exercise
+            elif meta["solution"]:
+                answers.append(meta["grade_id"])
+        assert auto == spec.auto[stem], (stem, auto)
+        assert manual == spec.manual.get(stem, {}), (stem, manual)
+        assert all(2 <= p <= 5 for p in manual.values()), manual
+        for exercise in answers:
+            assert f"test_{exercise}" in auto and f"test_{exercise}_hidden" in auto, exercise
+    assert spec.max_auto == 21, spec.max_auto
+    total = spec.max_auto + sum(sum(v.values()) for v in spec.manual.values())
+    readme = (ROOT / "source" / name / "README.md").read_text()
+    assert f"{total} points: {spec.max_auto} autograded" in readme, "the README states the points"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=nb_id)
 def test_setup_is_locked_and_quiet(path: Path):
     """The first code cell is the Colab bootstrap; the next is a locked setup cell calling quiet()."""
     nb = nbformat.read(path, as_version=4)
@@ -99,7 +115,28 @@ def test_setup_is_locked_and_quiet(path: Path):
     assert "nbgrader validate" in nb.cells[1].source, "the self-check instructions open the notebook"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=nb_id)
+def test_test_cells_end_with_a_statement(path: Path):
+    """In the student copy (hidden tests removed) and in the source, no test cell ends with an expression.
+
+    nbgrader's Validate and autograde read the value of a test cell's last expression as a partial score
+    (0.0 from a function returning a float fails a correct notebook); a print() call shows nothing.
+    """
+    release = ROOT / "release" / path.parent.name / path.name
+    for nb in (nbformat.read(path, as_version=4), nbformat.read(release, as_version=4)):
+        for cell, meta in nbgrader_cells(nb):
+            if cell.cell_type != "code" or not meta["grade"] or meta["solution"]:
+                continue
+            for source in (cell.source, HIDDEN.sub("", cell.source)):
+                body = ast.parse(source).body
+                last = body[-1] if body else None
+                is_print = (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                            and getattr(last.value.func, "id", None) == "print")
+                assert not isinstance(last, ast.Expr) or is_print, \
+                    f"{meta['grade_id']}: the cell ends with an expression; end it with an assert or an assignment"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=nb_id)
 def test_test_cells_are_model_agnostic(path: Path):
     """No token ids, devices or paths written into tests or reference solutions."""
     for cell, meta in nbgrader_cells(nbformat.read(path, as_version=4)):
@@ -111,9 +148,12 @@ def test_test_cells_are_model_agnostic(path: Path):
         assert "load_model(" not in cell.source, f"{meta['grade_id']}: load models in the setup, not in tests"
 
 
-def test_readme_documents_the_self_check():
-    text = (SOURCE / "README.md").read_text()
+@pytest.mark.parametrize("name", list(SPECS))
+def test_readme_documents_the_self_check(name: str):
+    text = (ROOT / "source" / name / "README.md").read_text()
     assert "nbgrader validate" in text and "Colab" in text
+    assert all(f"{stem}.ipynb" in text for stem in SPECS[name].notebooks), "the README names every notebook"
     assert "BEGIN SOLUTION" not in text, "this README is copied into the student release"
-    main = (SOURCE.parent.parent / "README.md").read_text()
+    main = (ROOT / "README.md").read_text()
     assert "course release" in main and "nbgrader validate" in main
+    assert f"source/{name}/" in main, "the main README lists the assignment"
