@@ -19,6 +19,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
+# nbclient waits 4 s by default for a cell's output after it finished: on a loaded grading machine
+# that wait expires and fails the whole submission, so give it time.
+c.Execute.iopub_timeout = 30
 # (nbgrader's Execute always goes on after a failing cell: no allow_errors setting needed.)
 
 # Keep huge outputs of a runaway print loop out of the gradebook and feedback.

@@ -108,7 +108,7 @@ def stamp(root: Path) -> None:
     """Rewrite the Colab badge and bootstrap cells of every lecture and source notebook."""
     for path in sorted([*root.glob("notebooks/*.ipynb"), *root.glob("source/*/*.ipynb")]):
         lecture = path.parent == root / "source" / lecture_release.LECTURES  # badge opens notebooks/<name>
-        changed = (lecture_release.stamp_as(path, lecture_release.published_path(path)) if lecture
+        changed = (lecture_release.stamp_as(path, lecture_release.published_path(path), root) if lecture
                    else stamp_notebook(path, relative_to=root))
         print(("stamped    " if changed else "up to date ") +
               str(path.relative_to(root)))

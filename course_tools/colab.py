@@ -175,7 +175,10 @@ def stamp_notebook(path: Path, relative_to: Path = ROOT) -> bool:
     """Rewrite the badge and bootstrap cells of the notebook at ``path``; return whether it changed."""
     nb = nbformat.read(path, as_version=4)
     relative = path.resolve().relative_to(relative_to).as_posix()
-    wanted = {BADGE_TAG: badge_source(relative), BOOTSTRAP_TAG: bootstrap_source()}
+    # The course being stamped names the repository, not the checkout this package was installed
+    # from; a course folder without its own pyproject.toml (a scratch copy) falls back to the package's.
+    origin = relative_to if (relative_to / "pyproject.toml").is_file() else ROOT
+    wanted = {BADGE_TAG: badge_source(relative, origin), BOOTSTRAP_TAG: bootstrap_source(origin)}
     changed = False
     for cell in nb.cells:
         for tag, source in wanted.items():

@@ -18,10 +18,16 @@ from pathlib import Path
 import nbformat
 
 from .colab import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source
+from .colab import ROOT as COLAB_ROOT
 from .environment import nbgrader_env
 
 LECTURES = "lectures"
 STUDENT_DIR = "notebooks"
+
+
+def repository_root(root: Path | None) -> Path:
+    """Return the folder whose pyproject.toml names the repository: the course's own, else this package's."""
+    return root if root is not None and (root / "pyproject.toml").is_file() else COLAB_ROOT
 
 
 def published_path(path: Path) -> str:
@@ -29,10 +35,11 @@ def published_path(path: Path) -> str:
     return f"{STUDENT_DIR}/{path.name}"
 
 
-def stamp_as(path: Path, published: str) -> bool:
+def stamp_as(path: Path, published: str, root: Path | None = None) -> bool:
     """Rewrite the Colab cells of ``path`` so the badge opens ``published``; return whether it changed."""
     nb = nbformat.read(path, as_version=4)
-    wanted = {BADGE_TAG: badge_source(published), BOOTSTRAP_TAG: bootstrap_source()}
+    origin = repository_root(root)
+    wanted = {BADGE_TAG: badge_source(published, origin), BOOTSTRAP_TAG: bootstrap_source(origin)}
     missing = [t for t in wanted if not any(t in c.metadata.get("tags", []) for c in nb.cells)]
     if missing:
         raise ValueError(f"{path}: no cell tagged {missing}; add them before stamping.")
@@ -49,7 +56,7 @@ def stamp_as(path: Path, published: str) -> bool:
 
 def stamp_sources(root: Path) -> list[Path]:
     """Stamp every source/lectures notebook with the badge of its student copy; return those changed."""
-    return [p for p in sorted((root / "source" / LECTURES).glob("*.ipynb")) if stamp_as(p, published_path(p))]
+    return [p for p in sorted((root / "source" / LECTURES).glob("*.ipynb")) if stamp_as(p, published_path(p), root)]
 
 
 def release_lectures(root: Path) -> list[Path]:
@@ -78,7 +85,7 @@ def release_lectures(root: Path) -> list[Path]:
                 continue
             shutil.copyfile(path, destination)
             if path.suffix == ".ipynb":
-                stamp_as(destination, published_path(destination))
+                stamp_as(destination, published_path(destination), root)
                 written.append(destination)
     names = {p.name for p in written}
     for stale in target.glob("*.ipynb"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab_driver import CHROMIUM_ARGS, Lab, Student, chromium_path, scratch_course, screenshot_dir
+from .lab_driver import CHROMIUM_ARGS, Lab, Student, chromium_path, scratch_course, screenshot_dir
 
 
 def pytest_collection_modifyitems(items):

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 import submissions as sub
-from lab_driver import ERROR, ROOT, STDERR
+from .lab_driver import ERROR, ROOT, STDERR
 
 GRADED = sorted(p for p in ROOT.glob("release/*/*.ipynb"))
 LECTURE_DIR = ROOT / "source" / "lectures"
@@ -188,7 +188,7 @@ def test_show_displays_one_inspector_that_responds(student, course):
 
 
 def test_instructor_view_has_formgrader_and_a_working_exchange(browser_context, tmp_path):
-    from lab_driver import Lab, Student, scratch_course, screenshot_dir
+    from .lab_driver import Lab, Student, scratch_course, screenshot_dir
 
     course = scratch_course(tmp_path)
     server = Lab(course, log=screenshot_dir() / "jupyterlab-instructor.log", instructor=True)
