@@ -67,3 +67,18 @@ def execute_notebook(path: Path | str, timeout: int = 300, env: dict[str, str] |
 def root() -> Path:
     """Return the repository root."""
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def sync_playwright_session():
+    """Return one Playwright (sync API) for the whole session, or skip saying why.
+
+    Playwright's sync API keeps an event loop running while it is open, so a second
+    ``sync_playwright()`` in the same process fails; every browser test shares this one.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser check skipped: the playwright package is missing (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
+        yield pw

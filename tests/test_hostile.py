@@ -2,7 +2,8 @@
 test and runs no submitted script (course_tools/preprocessors.py, wired in nbgrader_config.py).
 
 One tiny scratch course (tests/fixtures/tiny_course.py, no models) with the repository's own
-nbgrader_config.py, graded once by `course grade --workers 2`; every case asserts its exact score and
+nbgrader_config.py; the submissions are handed in as one zip through `course collect`, graded once by
+`course grade --workers 2` and given `course feedback`; every case asserts its exact score and
 the status that `course grade` and `course export` report.
 """
 
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -202,16 +204,34 @@ def make_submissions(root: Path) -> dict[str, tuple[float, str]]:
     return expect
 
 
+def hand_in(root: Path) -> Path:
+    """Pack every submission into one LMS-style download (a folder per student); empty submitted/."""
+    download = root / "download.zip"
+    with zipfile.ZipFile(download, "w") as zf:
+        for path in sorted((root / "submitted").glob(f"*/{A}/*.ipynb")):
+            zf.write(path, f"submissions/{path.parent.parent.name}/{path.name}")
+    shutil.rmtree(root / "submitted")
+    return download
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """The scratch course after `course grade --workers 2`, its output and the expected outcomes."""
+    """The scratch course after `course collect` and `course grade --workers 2`, its output and the expected outcomes."""
     root = build(tmp_path_factory.mktemp("hostile") / "course")
     expect = make_submissions(root)
-    # `course grade --workers 2 --sandbox off`, called in-process: the sandbox's probe is not under test here.
-    results = grade.grade_all(root, A, grade.GradeOptions(sandbox="off", timeout=600), workers=2)
-    log = "\n".join(Path(r.log).read_text(errors="replace") for r in results if r.log)
-    out = subprocess.CompletedProcess([], 0 if all(r.status == "ok" for r in results) else 1,
-                                      grade.summary_table(results), log)
+    collected = run(root, "course_tools.cli", "collect", A, str(hand_in(root)))
+    # Collect refuses exactly the file that is not a notebook, says so, and exits 2.
+    assert collected.returncode == 2, collected.stdout + collected.stderr
+    assert "layout: folders" in collected.stdout and f"of {len(expect)} student(s)" in collected.stdout
+    assert "REJECTED 1 file(s)" in collected.stdout and "broken/one.ipynb: not a Jupyter notebook" in collected.stdout
+    assert "UNMATCHED" not in collected.stdout and "duplicates" not in collected.stdout
+    # The same damage after collection (a file copied in by hand): grading fails it, and says so.
+    (root / "submitted" / "broken" / A / "one.ipynb").write_text("{not json")
+    # The sandbox's probe is not under test here (tests/test_sandbox.py); no model to prepare either.
+    out = run(root, "course_tools.cli", "grade", A, "--workers", "2", "--sandbox", "off", "--no-prepare")
+    logs = sorted((root / "autograded" / grade.STATE_DIR / A).glob("*.log"))
+    assert len(logs) == len(expect)
+    out.stderr += "\n".join(p.read_text(errors="replace") for p in logs)
     return root, out, expect
 
 
@@ -476,34 +496,32 @@ def _scripts_ran(page) -> dict:
     return page.evaluate("() => ({title: document.title, pwned: window.pwned === undefined ? null : window.pwned})")
 
 
-def browse(url: str, headers: dict | None = None) -> tuple[dict, list[str], str]:
+def browse(pw, url: str, headers: dict | None = None) -> tuple[dict, list[str], str]:
     """Open ``url`` in headless Chromium; return (script effects, sentinel requests, page text)."""
-    playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         pytest.skip("no chromium")
     hits: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
-            "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-            "--disable-dev-shm-usage"])
-        try:
-            context = browser.new_context(extra_http_headers=headers or {})
-            page = context.new_page()
-            page.on("request", lambda r: hits.append(r.url) if "sentinel" in r.url else None)
-            page.on("dialog", lambda d: (hits.append("dialog:" + d.message), d.dismiss()))
-            page.goto(url, wait_until="load", timeout=60_000)
-            page.wait_for_timeout(1500)
-            return _scripts_ran(page), hits, page.inner_text("body")
-        finally:
-            browser.close()
+    browser = pw.chromium.launch(executable_path=chromium, headless=True, args=[
+        "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-dev-shm-usage"])
+    try:
+        context = browser.new_context(extra_http_headers=headers or {})
+        page = context.new_page()
+        page.on("request", lambda r: hits.append(r.url) if "sentinel" in r.url else None)
+        page.on("dialog", lambda d: (hits.append("dialog:" + d.message), d.dismiss()))
+        page.goto(url, wait_until="load", timeout=60_000)
+        page.wait_for_timeout(1500)
+        return _scripts_ran(page), hits, page.inner_text("body")
+    finally:
+        browser.close()
 
 
-def test_browser_check_sees_a_script_that_runs(tmp_path):
+def test_browser_check_sees_a_script_that_runs(tmp_path, sync_playwright_session):
     """Control: the same checks do catch the hostile script on an unsanitized page."""
     page = tmp_path / "raw.html"
     page.write_text(f"<html><head><title>one</title></head><body>{HOSTILE_MD}</body></html>")
-    effects, hits, _ = browse(page.as_uri())
+    effects, hits, _ = browse(sync_playwright_session, page.as_uri())
     assert effects == {"title": "pwned", "pwned": 1} and hits
     assert active_elements(page.read_text())
 
@@ -525,11 +543,11 @@ def test_autograded_copy_is_inert(graded):
 
 
 @pytest.mark.slow
-def test_feedback_page_runs_no_script(feedback):
+def test_feedback_page_runs_no_script(feedback, sync_playwright_session):
     """The hostile student's feedback page loads in Chromium and no script of theirs ran."""
     page = feedback / "feedback" / "mallory" / A / "one.html"
     assert active_elements(page.read_text()) == []
-    effects, hits, text = browse(page.as_uri())
+    effects, hits, text = browse(sync_playwright_session, page.as_uri())
     assert effects == {"title": "one", "pwned": None} and hits == []
     assert "Notes." in text and "Because." in text and "<script>" in text and "&lt;script" not in text
 
@@ -549,7 +567,7 @@ def _wait_http(url: str, seconds: float) -> None:
 
 
 @pytest.mark.slow
-def test_formgrader_page_runs_no_script(feedback):
+def test_formgrader_page_runs_no_script(feedback, sync_playwright_session):
     """Formgrader's page for the hostile submission loads in Chromium, sanitized, and no script of it ran."""
     from nbgrader.api import Gradebook
 
@@ -572,7 +590,7 @@ def test_formgrader_page_runs_no_script(feedback):
             body = resp.read().decode()
         assert "Because." in body and "Notes." in body
         assert active_elements(body) == []
-        effects, hits, text = browse(url)
+        effects, hits, text = browse(sync_playwright_session, url)
         assert effects["pwned"] is None and effects["title"] != "pwned" and hits == []
         assert "Because." in text
     finally:

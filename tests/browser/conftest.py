@@ -46,16 +46,13 @@ def lab(course, chromium):
 
 
 @pytest.fixture(scope="session")
-def browser_context(tmp_path_factory, chromium):
+def browser_context(tmp_path_factory, chromium, sync_playwright_session):
     """Return a headless Chromium context with a fresh profile."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-        yield context
-        context.close()
+    context = sync_playwright_session.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium, headless=True,
+        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+    yield context
+    context.close()
 
 
 @pytest.fixture
