@@ -193,7 +193,7 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     workers = args.workers or settings.grade_workers or os.cpu_count() or 1
     opts = g.GradeOptions(force=args.force, timeout=timeout, sandbox=args.sandbox,
                           memory=sandbox.parse_size(memory), cpu=cpu, kernel_threads=args.kernel_threads,
-                          network=args.network, expose=args.expose, pids=getattr(settings, "grade_pids", 256),
+                          network=args.network, gpu=args.gpu, expose=args.expose, pids=getattr(settings, "grade_pids", 256),
                           isolate=bool(report.get("isolation")) or args.sandbox == "strict",
                           cgroups=bool(report.get("cgroups")))
     os.environ.update(PATH=nbgrader_env()["PATH"])
@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", choices=["auto", "strict", "off"], default="auto",
                    help="auto: isolate where possible; strict: refuse to grade without isolation; off")
     p.add_argument("--network", action="store_true", help="let kernels use the network (default: none)")
+    p.add_argument("--no-gpu", dest="gpu", action="store_false",
+                   help="hide this machine's GPUs from sandboxed kernels (default: kernels see them)")
     p.add_argument("--expose", action="append", default=[], help="another path kernels may read (read-only)")
     p.add_argument("--no-prepare", dest="prepare", action="store_false",
                    help="skip converting the embedded model into its cache before grading")

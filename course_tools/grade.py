@@ -51,6 +51,7 @@ class GradeOptions:
     kernel_threads: int | None = None
     retries: int = 4
     network: bool = False
+    gpu: bool = True  # bind the host's GPU device nodes into sandboxed kernels
     expose: list[str] = field(default_factory=list)
     nbgrader_args: list[str] = field(default_factory=list)
 
@@ -171,7 +172,7 @@ def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", 
     submitted = root / "submitted" / student / assignment if student and assignment else None
     policy = sandbox.make_policy(root, limits, uid=uid, socket_dir=sock, submitted_dir=submitted, report=run.report,
                                  isolate=bool(opts.isolate), network=opts.network,
-                                 expose=[Path(p) for p in opts.expose], cgroup=run.cgroup)
+                                 expose=[Path(p) for p in opts.expose], cgroup=run.cgroup, gpu=opts.gpu)
     sandbox.write_kernelspec(tmp / "jupyter", policy)
     run.args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
                 f"--KernelManager.connection_file={conn / 'kernel.json'}", f"--KernelManager.ip={sock / 'kernel'}"]

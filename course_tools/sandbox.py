@@ -302,6 +302,7 @@ class Policy:
     uid: int | None = None  # the kernel's uid when grading as root
     gid: int | None = None
     ro_binds: list[list[str]] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # host device nodes bound in (GPUs)
     socket_dir: str | None = None
     submitted_dir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -382,10 +383,19 @@ def allowed_paths(root: Path | None, expose: list[Path] = ()) -> tuple[list[Path
     return keep, env
 
 
+GPU_NODES = ("nvidia*", "nvidia-caps/*", "dxg")  # NVIDIA driver nodes; dxg: CUDA under WSL2
+
+
+def gpu_devices(dev: Path = Path("/dev")) -> list[str]:
+    """Return the GPU device nodes under ``dev`` that a kernel needs for CUDA (none on a CPU machine)."""
+    found = {p for pattern in GPU_NODES for p in dev.glob(pattern) if not p.is_dir()}
+    return sorted(str(p) for p in found)
+
+
 def make_policy(root: Path | None, limits: Limits, *, uid: int | None, socket_dir: Path | None,
                 submitted_dir: Path | None, report: Path | None, isolate: bool, network: bool = False,
-                expose: list[Path] = (), cgroup: Cgroup | None = None) -> Policy:
-    """Return the policy of one submission's kernels."""
+                expose: list[Path] = (), cgroup: Cgroup | None = None, gpu: bool = True) -> Policy:
+    """Return the policy of one submission's kernels (with the host's GPUs unless ``gpu`` is false)."""
     paths, env = allowed_paths(root, list(expose))
     venv_bin = str(Path(sys.executable).parent)
     env.update(PATH=f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", HOME="/home/student", USER="student",
@@ -394,7 +404,7 @@ def make_policy(root: Path | None, limits: Limits, *, uid: int | None, socket_di
         env["HF_HUB_OFFLINE"] = "1"  # no network anyway: fail at once instead of after a timeout
     inject = os.environ.get(INJECT_ENV) or None
     return Policy(isolate=isolate, uid=uid, gid=uid, ro_binds=[[str(p), str(p)] for p in paths],
-                  socket_dir=str(socket_dir) if socket_dir else None,
+                  devices=gpu_devices() if gpu else [], socket_dir=str(socket_dir) if socket_dir else None,
                   submitted_dir=str(submitted_dir) if submitted_dir else None, env=env, limits=limits,
                   cgroup_procs=cgroup.procs_files if cgroup else [], network=network,
                   report=str(report) if report else None, bwrap=shutil.which("bwrap") or "/usr/bin/bwrap",
@@ -547,6 +557,9 @@ def probe(root: Path | None = None) -> dict:
                                         "fix": ""}
     checks.append(_check("cgroups", cg["usable"], f"{cg['detail']} (controllers: {', '.join(cg['controllers']) or '-'})",
                          cg["fix"]))
+    gpus = gpu_devices()
+    checks.append(_check("GPU devices", True, f"bound into each kernel (--no-gpu hides them): {', '.join(gpus)}"
+                         if gpus else "none on this machine: kernels run on the CPU", ""))
     report = {"checks": checks, "root": is_root, "cgroups": cg["usable"], "cgroup_version": cg["version"],
               "bwrap_version": version}
     sandbox_ok = all(c["ok"] for c in checks if c["name"] != "cgroups")

@@ -200,6 +200,12 @@ def bwrap_argv(policy: dict, command: list[str], cwd: str, fds: list[int], conne
     dirs_for(home)
     args += ["--perms", "0700" if not root else "1777", "--size", tmp_size, "--tmpfs", home]
     made.add(home)
+    # GPUs: the driver's device nodes, at their own paths (CUDA opens /dev/nvidiactl, /dev/nvidia0,
+    # /dev/nvidia-uvm, ...); the driver's libraries are already there under /usr.
+    for node in policy.get("devices", []):
+        dirs_for(node)  # e.g. /dev/nvidia-caps: bwrap would make a missing parent 0700, closed to the kernel
+        args += ["--dev-bind-try", node, node]
+        made.add(node)
     for src, dest in policy.get("ro_binds", []):
         dirs_for(dest)
         args += ["--ro-bind", src, dest]

@@ -364,3 +364,46 @@ def test_limits_come_from_the_course_settings(tmp_path, monkeypatch):
     limits = sandbox.Limits.from_settings(root)
     assert limits.memory == 3 * 2**30 and limits.pids == 99
     assert sandbox.Limits.from_settings(root, memory="1G", pids=None).memory == 2**30
+
+
+def test_gpu_device_nodes_are_found(tmp_path):
+    """gpu_devices lists the NVIDIA driver nodes (and nvidia-caps/*), nothing else, none on a bare /dev."""
+    dev = tmp_path / "dev"
+    (dev / "nvidia-caps").mkdir(parents=True)
+    for name in ("nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-caps/nvidia-cap1", "null", "sda"):
+        (dev / name).touch()
+    found = [Path(p).relative_to(dev).as_posix() for p in sandbox.gpu_devices(dev)]
+    assert found == ["nvidia-caps/nvidia-cap1", "nvidia-uvm", "nvidia0", "nvidiactl"]
+    assert sandbox.gpu_devices(tmp_path / "empty") == []
+
+
+def test_gpu_device_nodes_reach_the_sandboxed_kernel(tmp_path):
+    """A device node in the policy is a usable character device inside the sandbox; without it, absent.
+
+    No GPU here: a stand-in node with /dev/null's numbers plays /dev/nvidia0 (made with mknod, as root).
+    """
+    need_isolation()
+    node = tmp_path / "nodes" / "nvidia0"
+    node.parent.mkdir()
+    os.mknod(node, 0o666 | 0o020000, os.makedev(1, 3))  # S_IFCHR
+    os.chmod(node, 0o666)
+    code = ("import os, stat, sys; p = sys.argv[1]; ok = os.path.exists(p) and stat.S_ISCHR(os.stat(p).st_mode)\n"
+            "if ok: open(p, 'w').write('x')\n"
+            "open(sys.argv[2], 'w').write('char' if ok else 'absent')")
+    uid = sandbox.UID_BASE + 998_000 + os.getpid() % 1000
+    seen = {}
+    for devices in ([str(node)], []):
+        work, out = tmp_path / f"work{len(devices)}", tmp_path / f"out{len(devices)}"
+        work.mkdir()
+        out.mkdir(mode=0o700)
+        os.chown(out, uid, uid)
+        policy = sandbox.make_policy(None, sandbox.Limits(memory=2 * 2**30), uid=uid, socket_dir=out,
+                                     submitted_dir=None, report=tmp_path / "report.jsonl", isolate=True, gpu=False)
+        assert policy.devices == []  # gpu=False: none, whatever this machine has
+        policy.devices = devices
+        path = policy.write(tmp_path / f"policy{len(devices)}.json")
+        done = subprocess.run(sandbox.launcher_argv(path, [sys.executable, "-c", code, str(node), str(out / "r")]),
+                              cwd=work, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (done.stderr, sandbox.read_failures(tmp_path / "report.jsonl"))
+        seen[len(devices)] = (out / "r").read_text()
+    assert seen == {1: "char", 0: "absent"}
