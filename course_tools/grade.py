@@ -235,7 +235,7 @@ def _grade_attempts(root: Path, assignment: str, student: str, opts: GradeOption
             env.setdefault(var, str(opts.kernel_threads))
     force = opts.force
     for attempt in range(1, opts.retries + 2):
-        cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
+        cmd = [sys.executable, "-m", "course_tools.nbgrader_main", "autograde", assignment, "--student", student,
                *(["--force"] if force else []), *box.args, *opts.nbgrader_args]
         remaining = opts.timeout - (time.perf_counter() - start)
         rc, timed_out = _run(cmd, root, env, log, max(remaining, 1.0))
@@ -307,6 +307,8 @@ def grade_all(root: Path, assignment: str, opts: GradeOptions, workers: int = 1,
     todo = [s for s in everyone if opts.force or not is_done(root, assignment, s)]
     results = [Result(s, "skipped", message="already autograded (use --force)") for s in everyone if s not in todo]
     decide_isolation(opts)  # once, here: the promise each submission's sandbox must keep
+    if opts.sandbox != "off" and todo:
+        sandbox.font_cache(sandbox.course_settings(root)[0], build=True)  # copied into each kernel's home
     if scheduler:
         results += _grade_dask(root, assignment, todo, opts, scheduler)
     else:

@@ -206,6 +206,18 @@ def bwrap_argv(policy: dict, command: list[str], cwd: str, fds: list[int], conne
         dirs_for(node)  # e.g. /dev/nvidia-caps: bwrap would make a missing parent 0700, closed to the kernel
         args += ["--dev-bind-try", node, node]
         made.add(node)
+    for src, rel in policy.get("home_files", []):  # caches worth keeping (matplotlib's font list): copies
+        dest = f"{home}/{rel}"
+        try:
+            fd = data_fd(read_nofollow(src))
+        except OSError:
+            continue  # a cache only: without it the kernel rebuilds it
+        fds.append(fd)
+        for parent in _parents(dest):
+            if parent not in made:
+                args += ["--perms", "0777", "--dir", parent]
+                made.add(parent)
+        args += ["--perms", "0666", "--file", str(fd), dest]
     for src, dest in policy.get("ro_binds", []):
         dirs_for(dest)
         args += ["--ro-bind", src, dest]

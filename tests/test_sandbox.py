@@ -7,6 +7,7 @@ reason. Submissions are tiny notebooks (tests/fixtures/tiny_course.py) so the wh
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import secrets
@@ -407,3 +408,29 @@ def test_gpu_device_nodes_reach_the_sandboxed_kernel(tmp_path):
         assert done.returncode == 0, (done.stderr, sandbox.read_failures(tmp_path / "report.jsonl"))
         seen[len(devices)] = (out / "r").read_text()
     assert seen == {1: "char", 0: "absent"}
+
+
+def test_font_cache_is_copied_into_the_private_home(tmp_path):
+    """The grader's matplotlib font list reaches each kernel's home as a writable copy; the host's is untouched."""
+    need_isolation()
+    cache = sandbox.font_cache(tmp_path / "cache", build=True)
+    assert cache is not None and cache.name.startswith("fontlist-v")
+    uid = sandbox.UID_BASE + 997_000 + os.getpid() % 1000
+    out, work = tmp_path / "out", tmp_path / "work"
+    work.mkdir()
+    out.mkdir(mode=0o700)
+    os.chown(out, uid, uid)
+    policy = sandbox.make_policy(None, sandbox.Limits(memory=2 * 2**30), uid=uid, socket_dir=out, submitted_dir=None,
+                                 report=tmp_path / "report.jsonl", isolate=True, gpu=False)
+    policy.home_files = [[str(cache), f"{sandbox.MPL_HOME}/{cache.name}"]]
+    code = ("import hashlib, os, sys; d = os.environ['MPLCONFIGDIR']; p = os.path.join(d, sys.argv[2])\n"
+            "same = hashlib.sha256(open(p, 'rb').read()).hexdigest() == sys.argv[3]\n"
+            "open(p, 'a').write(' ')\n"
+            "open(sys.argv[1], 'w').write(f'{same} {os.access(d, os.W_OK)} {os.path.exists(sys.argv[4])}')")
+    before = cache.read_bytes()
+    argv = [sys.executable, "-c", code, str(out / "r"), cache.name, hashlib.sha256(before).hexdigest(), str(cache)]
+    done = subprocess.run(sandbox.launcher_argv(policy.write(tmp_path / "policy.json"), argv),
+                          cwd=work, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stderr, sandbox.read_failures(tmp_path / "report.jsonl"))
+    assert (out / "r").read_text() == "True True False"  # the same bytes, in a writable home; the host's file unseen
+    assert cache.read_bytes() == before  # the kernel's write went to its own copy
