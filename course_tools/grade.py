@@ -235,8 +235,8 @@ def _grade_attempts(root: Path, assignment: str, student: str, opts: GradeOption
             env.setdefault(var, str(opts.kernel_threads))
     force = opts.force
     for attempt in range(1, opts.retries + 2):
-        cmd = [sys.executable, "-m", "course_tools.nbgrader_main", "autograde", assignment, "--student", student,
-               *(["--force"] if force else []), *box.args, *opts.nbgrader_args]
+        cmd = [sys.executable, "-m", "course_tools.nbgrader_main", "autograde", assignment,
+               "--student", student, *(["--force"] if force else []), *box.args, *opts.nbgrader_args]
         remaining = opts.timeout - (time.perf_counter() - start)
         rc, timed_out = _run(cmd, root, env, log, max(remaining, 1.0))
         box.end()

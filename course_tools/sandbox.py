@@ -425,7 +425,8 @@ def make_policy(root: Path | None, limits: Limits, *, uid: int | None, socket_di
     fonts = font_cache(course_settings(root)[0])
     home_files = [[str(fonts), f"{MPL_HOME}/{fonts.name}"]] if fonts else []
     return Policy(isolate=isolate, uid=uid, gid=uid, ro_binds=[[str(p), str(p)] for p in paths],
-                  devices=gpu_devices() if gpu else [], home_files=home_files, socket_dir=str(socket_dir) if socket_dir else None,
+                  devices=gpu_devices() if gpu else [], home_files=home_files,
+                  socket_dir=str(socket_dir) if socket_dir else None,
                   submitted_dir=str(submitted_dir) if submitted_dir else None, env=env, limits=limits,
                   cgroup_procs=cgroup.procs_files if cgroup else [], network=network,
                   report=str(report) if report else None, bwrap=shutil.which("bwrap") or "/usr/bin/bwrap",

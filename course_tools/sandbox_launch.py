@@ -162,11 +162,11 @@ def bwrap_argv(policy: dict, command: list[str], cwd: str, fds: list[int], conne
         args += ["--unshare-user", "--disable-userns"]
     made: set[str] = {"/"}
 
-    def dirs_for(dest: str) -> None:
-        """Create the missing ancestors of ``dest`` as traversable (0755) directories."""
+    def dirs_for(dest: str, perms: str = "0755") -> None:
+        """Create the missing ancestors of ``dest`` as directories with ``perms`` (default: traversable)."""
         for parent in _parents(dest):
             if parent not in made:
-                args.extend(["--perms", "0755", "--dir", parent])
+                args.extend(["--perms", perms, "--dir", parent])
                 made.add(parent)
 
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged-/usr systems: symlinks
@@ -213,10 +213,7 @@ def bwrap_argv(policy: dict, command: list[str], cwd: str, fds: list[int], conne
         except OSError:
             continue  # a cache only: without it the kernel rebuilds it
         fds.append(fd)
-        for parent in _parents(dest):
-            if parent not in made:
-                args += ["--perms", "0777", "--dir", parent]
-                made.add(parent)
+        dirs_for(dest, "0777")  # the kernel writes there (matplotlib updates its cache)
         args += ["--perms", "0666", "--file", str(fd), dest]
     for src, dest in policy.get("ro_binds", []):
         dirs_for(dest)
