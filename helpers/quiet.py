@@ -14,6 +14,15 @@ import warnings
 # drop exactly that record, from exactly that logger.
 BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+# transformers >= 5.25 depends on `kernels` (>= 0.19). When bitsandbytes asks it for that optional kernel
+# with HF_HUB_OFFLINE=1 (how this course runs offline, and how a student's offline machine looks), its
+# Hub module logs that it skips the publisher check before it finds no cached kernel, and bitsandbytes
+# falls back to its own kernel. Nothing for a student to do: drop exactly that record, from that logger.
+KERNELS_HUB_LOGGER = "kernels._internals.hf_hub"
+KERNELS_OFFLINE_NOTICE = "Skipping publisher trust check for "
+# (logger, message prefix) pairs dropped at import; logging filters see only records logged to their own
+# logger (not those propagated from children), so each pair names the module that logs it.
+DROPPED_NOTICES = ((BNB_CPU_LOGGER, BNB_KERNELS_NOTICE), (KERNELS_HUB_LOGGER, KERNELS_OFFLINE_NOTICE))
 # peft (0.21) reads `model.is_gradient_checkpointing`, which transformers 5 deprecated with a
 # FutureWarning on every get_peft_model(): a library-to-library matter no student can act on.
 PEFT_CHECKPOINTING_WARNING = r"`is_gradient_checkpointing` is deprecated"
@@ -36,9 +45,10 @@ class _DropMessage(logging.Filter):
 
 def silence_known_notices() -> None:
     """Drop library notices that give students wrong advice (idempotent; runs when helpers is imported)."""
-    logger = logging.getLogger(BNB_CPU_LOGGER)
-    if not any(isinstance(f, _DropMessage) and f.prefix == BNB_KERNELS_NOTICE for f in logger.filters):
-        logger.addFilter(_DropMessage(BNB_KERNELS_NOTICE))
+    for name, prefix in DROPPED_NOTICES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropMessage(prefix))
     warnings.filterwarnings("ignore", message=PEFT_CHECKPOINTING_WARNING, category=FutureWarning,
                             module="transformers.modeling_utils")
 
