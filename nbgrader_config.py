@@ -60,6 +60,9 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    # The verdict of every test cell, decided here and not in the student's kernel: the answers the cell
+    # reported are compared with the reference's, recorded in expected/ (course_tools/checks.py).
+    "course_tools.checks.OutsideChecks",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "course_tools.preprocessors.StripActiveContent",
@@ -67,8 +70,11 @@ c.Autograde.autograde_preprocessors = [
 ]
 # Feedback: hidden tests become a placeholder (tracebacks quoting them are cut to the error line),
 # and active content is stripped again (autograded copies made before this config existed).
+# GraderFeedback replaces every output with what the grader allows: the student's submitted outputs for
+# their own cells, and for each test cell one line (points, passed or failed, the grader's reason).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    "course_tools.checks.GraderFeedback",
     "course_tools.preprocessors.HideHiddenTests",
     "course_tools.preprocessors.StripActiveContent",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

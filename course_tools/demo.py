@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import helpers
+from course_tools import checks
 from course_tools.environment import nbgrader_env
 from helpers.config import CONFIG_NAME, ROOT_MARKER, find_course_root
 
@@ -88,6 +89,7 @@ def scratch_course(root: Path, dest: Path, names: list[str]) -> Path:
             shutil.copy2(root / name, dest / name)
     for name in names:
         shutil.copytree(root / "source" / name, dest / "source" / name)
+        checks.copy_recorded(root, dest, name)
     return dest
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_tools.checks import copy_recorded
+
 from course_tools.colab import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source
 from course_tools.release import LECTURES, release_lectures
 
@@ -218,6 +220,7 @@ def course(tmp_path_factory) -> Path:
     (course / "source").mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(SOURCE, course / "source" / LECTURES)
+    copy_recorded(ROOT, course, LECTURES)
     release_lectures(course)
     return course
 

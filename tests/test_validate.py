@@ -24,6 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_tools.checks import copy_recorded
+
 import submissions as sub
 from conftest import ROOT
 
@@ -83,6 +85,7 @@ def generate(course: Path, assignment: str) -> Path:
     """Copy source/<assignment> into ``course``, run nbgrader generate_assignment, return the release folder."""
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
+    copy_recorded(ROOT, course, assignment)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
                            "--create"], cwd=course, env=nbgrader_env(), capture_output=True, text=True)
     assert proc.returncode == 0, f"generate_assignment {assignment} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
