@@ -21,6 +21,8 @@ upward from the current directory, else $COURSE_ROOT; every path derives from it
                                      repaired, and a weighted total (see `course export --help`).
 
 `course stamp` rewrites the Colab cells of every lecture and source notebook.
+`course publish DEST` writes the public student repository (student notebooks and helpers, never
+source/); keep this instructor repository private.
 Everything else (formgrader, db student import, validate) is plain nbgrader in the course root.
 """
 
@@ -114,6 +116,27 @@ def stamp(root: Path) -> None:
               str(path.relative_to(root)))
     for path in sorted(root.glob("source/*/README.md")):  # the hand-in section, copied into the release
         print(("stamped    " if stamp_readme(path) else "up to date ") + str(path.relative_to(root)))
+
+
+def publish(root: Path, args: argparse.Namespace) -> int:
+    """Run `course publish`: refuse in one line (nothing written), or publish and print what was done."""
+    from . import publish as pub
+    from .colab import STUDENT_KEY, set_repository_url, student_repository_url
+
+    try:
+        if args.repository:
+            if not pub.has_host(args.repository):
+                raise ValueError(f"--repository {args.repository}: give the public URL, e.g. "
+                                 "https://github.com/OWNER/NAME")
+            student_repository_url(root)  # the line to update must exist before anything is written
+        result = pub.publish(root, args.dest, url=args.repository)
+    except (pub.PublishRefused, ValueError) as err:
+        print(f"course publish: refused: {err}", file=sys.stderr)
+        return 2
+    if args.repository and set_repository_url(args.repository, root, key=STUDENT_KEY):
+        print(f"pyproject.toml: [project.urls] {STUDENT_KEY} = {args.repository}")
+    print(pub.summary(result))
+    return 0
 
 
 def collect(root: Path, args: argparse.Namespace) -> int:
@@ -214,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repository", metavar="URL",
                    help="first set [project.urls] Repository in pyproject.toml to URL (the repository "
                         "students' Colab installs the course from), then stamp")
+    from . import publish as pub
+
+    p = sub.add_parser("publish", help="write or update the student repository DEST (git commit; never source/)",
+                       description=pub.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dest", type=Path, help="the student repository: a new or empty folder, or its clean clone")
+    p.add_argument("--repository", metavar="URL",
+                   help="the student repository's public URL: set as [project.urls] Student-Repository in "
+                        "pyproject.toml, then published notebooks name it")
 
     from . import collect as col
 
@@ -296,6 +327,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
             set_repository_url(args.repository, root)
             print(f"pyproject.toml: [project.urls] Repository = {args.repository}")
         stamp(root)
+    elif args.command == "publish":
+        return publish(root, args)
     elif args.command == "collect":
         return collect(root, args)
     elif args.command == "grade":

@@ -3,6 +3,8 @@
 Every notebook (lecture, source and release) carries a markdown cell tagged ``colab-badge`` and
 a code cell tagged ``colab-bootstrap``; :func:`stamp_notebook` rewrites both from
 ``[project.urls] Repository`` in pyproject.toml, so moving the repository is a one-line change.
+The student repository that ``course publish`` writes (course_tools/publish.py) is named next to it,
+``[project.urls] Student-Repository``: the copies published there are stamped with that URL instead.
 """
 
 from __future__ import annotations
@@ -25,15 +27,27 @@ def repository_url(root: Path = ROOT) -> str:
 
 
 REPOSITORY_LINE = re.compile(r'^(Repository\s*=\s*)"[^"]*"', re.MULTILINE)
+STUDENT_KEY = "Student-Repository"  # [project.urls] key of the public student repository (`course publish`)
 
 
-def set_repository_url(url: str, root: Path = ROOT) -> bool:
-    """Write ``url`` as ``[project.urls] Repository`` in pyproject.toml (comments kept); return whether it changed."""
+def student_repository_url(root: Path = ROOT) -> str:
+    """Return the student repository URL (``[project.urls] Student-Repository``) from pyproject.toml."""
+    path = root / "pyproject.toml"
+    urls = tomllib.loads(path.read_text()).get("project", {}).get("urls", {})
+    if not urls.get(STUDENT_KEY):
+        raise ValueError(f'{path}: no `{STUDENT_KEY} = "..."` line under [project.urls]: add the URL of the '
+                         "public student repository (or give `course publish --repository URL`).")
+    return urls[STUDENT_KEY].rstrip("/")
+
+
+def set_repository_url(url: str, root: Path = ROOT, key: str = "Repository") -> bool:
+    """Write ``url`` as ``[project.urls] <key>`` in pyproject.toml (comments kept); return whether it changed."""
     path = root / "pyproject.toml"
     text = path.read_text()
-    if not REPOSITORY_LINE.search(text):
-        raise ValueError(f'{path}: no `Repository = "..."` line under [project.urls]; add one first.')
-    new = REPOSITORY_LINE.sub(lambda m: f'{m.group(1)}"{url.rstrip("/")}"', text, count=1)
+    line = REPOSITORY_LINE if key == "Repository" else re.compile(rf'^({re.escape(key)}\s*=\s*)"[^"]*"', re.MULTILINE)
+    if not line.search(text):
+        raise ValueError(f'{path}: no `{key} = "..."` line under [project.urls]; add one first.')
+    new = line.sub(lambda m: f'{m.group(1)}"{url.rstrip("/")}"', text, count=1)
     if new != text:
         path.write_text(new)
     return new != text
@@ -63,9 +77,11 @@ move or retype the other cells, and keep the notebook's file name.
   Download .ipynb*, without renaming it."""
 
 
-def badge_source(relative_path: str, root: Path = ROOT) -> str:
-    """Return the first markdown cell: the "Open in Colab" badge, plus the hand-in steps in graded notebooks."""
-    slug = repository_url(root).removeprefix("https://github.com/")
+def badge_source(relative_path: str, root: Path = ROOT, url: str | None = None) -> str:
+    """Return the first markdown cell: the "Open in Colab" badge, plus the hand-in steps in graded notebooks.
+
+    The badge opens ``relative_path`` in ``url`` (default: the course repository named in pyproject.toml)."""
+    slug = (url or repository_url(root)).rstrip("/").removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{slug}/blob/main/{relative_path}"
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
     return f"{badge}\n\n{HAND_IN}" if is_graded(relative_path) else badge
@@ -127,9 +143,11 @@ if 'google.colab' in sys.modules:
     _course_bootstrap({repository!r}, {models!r})"""
 
 
-def bootstrap_source(root: Path = ROOT) -> str:
-    """Return the first code cell: on Colab only, install the course package and offline models (one line out)."""
-    return BOOTSTRAP.format(repository=repository_url(root), models=models_requirements(root))
+def bootstrap_source(root: Path = ROOT, url: str | None = None) -> str:
+    """Return the first code cell: on Colab only, install the course package and offline models (one line out).
+
+    It installs from ``url`` (default: the course repository named in pyproject.toml)."""
+    return BOOTSTRAP.format(repository=(url or repository_url(root)).rstrip("/"), models=models_requirements(root))
 
 
 # The hand-in section of every assignment README (copied into the release), between these markers;
