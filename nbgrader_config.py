@@ -51,6 +51,9 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
+    # Code in the student's cells that can rewrite, skip or watch other cells: an event per construct, before
+    # execution (so it is reported even if the kernel dies); grades do not depend on it.
+    "course_tools.checks.ReportTampering",
 ]
 # Autograde step: nbgrader's list, with StripActiveContent after the scores are saved (grading is
 # unchanged) and before the notebook is written, so the autograded copy that formgrader renders

@@ -455,6 +455,31 @@ def _grader_error(message: str) -> NotebookNode:
     return nbformat.v4.new_output("error", ename=FAILED, evalue=message, traceback=[f"{FAILED}: {message}"])
 
 
+class ReportTampering(_Enabled):
+    """Record, before execution, every construct in the student's cells that can rewrite, skip or watch other
+    cells (``tampering``): an event per construct and cell, so the submission is marked for a human even
+    when the kernel then dies. Grades do not depend on it (``OutsideChecks`` does that)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        """Scan every unlocked code cell (locked ones were restored from source/ by EnforceSourceCells)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        info = resources["nbgrader"]
+        events = []
+        for cell in nb.cells:
+            if cell.cell_type == "code" and not _nbg(cell).get("locked"):
+                name = _nbg(cell).get("grade_id") or cell.get("id")
+                for what in tampering(cell.source):
+                    events.append({"kind": "tampering", "level": "attention", "cell": name,
+                                   "notebook": info["notebook"], "message": f"cell {name}: {what}"})
+        if events and info.get("student"):
+            _add_events(Path(CourseDirectory(config=self.config).root), info["assignment"], info["student"],
+                        info["notebook"], events)
+        for ev in events:
+            self.log.warning("%s: %s", ev["kind"], ev["message"])
+        return nb, resources
+
+
 class OutsideChecks(_Enabled):
     """Decide every test cell from its reported answers and the recorded ones (see the module docstring)."""
 
@@ -479,10 +504,6 @@ class OutsideChecks(_Enabled):
                            "message": f"no recorded answers for {notebook}: test cells scored 0 (run `course record {assignment}`)"})
         cells = (expected or {}).get("cells", {})
         for cell in nb.cells:
-            if cell.cell_type == "code" and not _nbg(cell).get("locked"):
-                for what in tampering(cell.source):
-                    events.append({"kind": "tampering", "level": "attention", "cell": _nbg(cell).get("grade_id"),
-                                   "message": f"cell {_nbg(cell).get('grade_id') or cell.get('id')}: {what}"})
             if not is_test_cell(cell):
                 continue
             gid = _nbg(cell)["grade_id"]

@@ -93,9 +93,26 @@ def nbgrader(*args: str, root: Path, check: bool = True) -> subprocess.Completed
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, check=check, env=nbgrader_env())
 
 
+def record(root: Path, names: list[str] | None = None, force: bool = False) -> int:
+    """Record the hidden checks' answers of the reference solutions (stale notebooks only, unless ``force``)."""
+    from . import checks
+
+    for name in names or assignments(root):
+        try:
+            written = checks.record_stale(root, name, force=force)
+        except checks.RecordError as err:
+            print(f"course record: {err}", file=sys.stderr)
+            return 1
+        state = f"recorded {len(written)} notebook(s)" if written else "answers up to date"
+        print(f"{name}: {state} in {root / checks.EXPECTED_DIR / name}")
+    return 0
+
+
 def release(root: Path, names: list[str] | None = None) -> None:
     """Generate release/<assignment>/ from source/ for each assignment and stamp its Colab cells."""
     for name in names or assignments(root):
+        if record(root, [name]):  # the grader compares with these answers: a stale one fails closed
+            raise SystemExit(1)
         if name == lecture_release.LECTURES:  # the lectures' release is notebooks/, not release/lectures/
             lecture_release.release_lectures(root)
             print(f"released {name} -> {root / lecture_release.STUDENT_DIR}")
@@ -233,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("release", help="generate release/ from source/ (all assignments, or those named)")
     p.add_argument("assignment", nargs="*")
+    p = sub.add_parser("record", help="record the reference solutions' answers to the hidden checks "
+                       "(expected/, instructor-only; `release` does it for changed notebooks)")
+    p.add_argument("assignment", nargs="*")
+    p.add_argument("--force", action="store_true", help="record every notebook, not only the changed ones")
     p = sub.add_parser("stamp", help="rewrite every notebook's Colab badge and bootstrap cell")
     p.add_argument("--repository", metavar="URL",
                    help="first set [project.urls] Repository in pyproject.toml to URL (the repository "
@@ -320,6 +341,8 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     os.environ["COURSE_ROOT"] = str(root)
     if args.command == "release":
         release(root, names=args.assignment or None)
+    elif args.command == "record":
+        return record(root, args.assignment or None, force=args.force)
     elif args.command == "stamp":
         if args.repository:
             from .colab import set_repository_url

@@ -197,7 +197,7 @@ def test_tampering_in_an_answer_cell_is_an_event(tmp_path):
     answer = nbformat.v4.new_code_cell("def f():\n    return 1\nget_ipython().events.register('pre_run_cell', print)")
     answer.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False, "grade_id": "f"}
     nb.cells = [answer, _test_cell("t", [_answer_output(doc("x", 1))])]
-    checks.OutsideChecks(config=config).preprocess(nb, _resources())
+    checks.ReportTampering(config=config).preprocess(nb, _resources())
     events = json.loads((tmp_path / "autograded" / ".course-grade" / "a1" / "s1.events.json").read_text())["nb"]
     assert [ev for ev in events if ev["kind"] == "tampering" and ev["cell"] == "f" and "event hook" in ev["message"]]
 
