@@ -166,8 +166,11 @@ def collect(root: Path, args: argparse.Namespace) -> int:
     from . import collect as col
 
     settings = course_config(root)
+    refused: list[str] = []
     try:
         roster = col.read_roster(args.roster) if args.roster else None
+        if roster is not None:  # its ids reach the gradebook: the same check as the download's ids
+            roster, refused = col.check_roster(roster)
         found = col.collect(args.zip, col.notebook_names(root, args.assignment),
                             root=None if args.dry_run else root, assignment=args.assignment, roster=roster,
                             lms=args.lms, pattern=args.pattern,
@@ -194,7 +197,9 @@ def collect(root: Path, args: argparse.Namespace) -> int:
     if found.problems:
         print(f"course collect: {len(found.unmatched)} unmatched and {len(found.rejected)} rejected file(s) "
               "not collected (listed above)", file=sys.stderr)
-    return 2 if found.problems else 0
+    for line in refused:
+        print(f"course collect: {line} (not imported into the gradebook)", file=sys.stderr)
+    return 2 if found.problems or refused else 0
 
 
 def grade(root: Path, args: argparse.Namespace) -> int:

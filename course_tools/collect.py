@@ -131,6 +131,22 @@ def read_roster(path: Path) -> list[dict[str, str]]:
     return [{"id": i} for i in ids]
 
 
+def check_roster(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[str]]:
+    """Return the roster rows whose id is a valid student id, and one line for each row refused.
+
+    Roster ids reach the gradebook (and every export) as they are, so they pass the same check as the
+    ids taken from a download.
+    """
+    kept, refused = [], []
+    for number, row in enumerate(rows, start=1):
+        bad = check_student_id(row["id"])
+        if bad:
+            refused.append(f"roster row {number} refused: {bad}")
+        else:
+            kept.append(row)
+    return kept, refused
+
+
 def human(n: int) -> str:
     """Return a byte count for people (KiB, MiB, GiB)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):

@@ -1,6 +1,7 @@
 """`course export`: one CSV row per student and assignment, with a status that tells a real 0 from a problem.
 
-Columns: student, assignment, score, max_score, status, needs_manual_grade, events, weight.
+Columns: student, assignment, score, max_score, status, needs_manual_grade, events, weight, first_name,
+last_name (the names the gradebook holds, e.g. from `course collect --roster`).
 status is one of
   ok               graded; nothing a human must look at (events may still say what was repaired),
   needs attention  graded, but something must be checked by hand (a notebook without nbgrader
@@ -11,6 +12,11 @@ status is one of
 After each student's assignments a row with assignment "weighted total" gives the weighted mean of
 score/max_score in percent. Weights come from nbgrader_config.py (``c.CourseExport.weights =
 {"lectures": 0.2}``); an assignment not named there weighs 1.
+
+The file is safe to open in a spreadsheet: a text cell that starts with =, +, -, @, a tab or a carriage
+return (which Excel, LibreOffice and Sheets would read as a formula) is written with a leading ' so
+it shows as text; numbers are written as numbers. Python's csv module reads the file back unchanged
+but for that quote (names with commas or quotes included).
 """
 
 from __future__ import annotations
@@ -25,8 +31,17 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from .preprocessors import STATE_DIR, describe, missing_notebooks, needs_attention, read_events
 
-COLUMNS = ["student", "assignment", "score", "max_score", "status", "needs_manual_grade", "events", "weight"]
+COLUMNS = ["student", "assignment", "score", "max_score", "status", "needs_manual_grade", "events", "weight",
+           "first_name", "last_name"]
 TOTAL = "weighted total"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Return a text cell that a spreadsheet would run as a formula as plain text (a leading '); others unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 class CourseExport(Configurable):
@@ -64,11 +79,14 @@ def rows(root: Path) -> list[dict]:
         assignments = sorted(a.name for a in gb.assignments)
         maxima = {a.name: a.max_score for a in gb.assignments}
         results = {a: _results(root, a) for a in assignments}
-        for student in sorted(s.id for s in gb.students):
+        names = {s.id: (s.first_name or "", s.last_name or "") for s in gb.students}
+        for student in sorted(names):
             weighted, weights = 0.0, 0.0
+            first, last = names[student]
             for assignment in assignments:
                 weight = float(conf.weights.get(assignment, conf.default_weight))
-                row = {"student": student, "assignment": assignment, "weight": weight}
+                row = {"student": student, "assignment": assignment, "weight": weight, "first_name": first,
+                       "last_name": last}
                 try:
                     sub = gb.find_submission(assignment, student)
                 except MissingEntry:
@@ -95,7 +113,8 @@ def rows(root: Path) -> list[dict]:
                     weights += weight
             total = round(100 * weighted / weights, 2) if weights else 0.0
             out.append({"student": student, "assignment": TOTAL, "score": total, "max_score": 100.0,
-                        "status": "", "needs_manual_grade": "", "events": "", "weight": ""})
+                        "status": "", "needs_manual_grade": "", "events": "", "weight": "", "first_name": first,
+                        "last_name": last})
     return out
 
 
@@ -106,5 +125,5 @@ def export(root: Path, to: Path) -> list[dict]:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in data:
-            writer.writerow({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow({k: (f"{v:g}" if isinstance(v, float) else spreadsheet_safe(v)) for k, v in row.items()})
     return data
