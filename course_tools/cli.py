@@ -44,8 +44,12 @@ GRADE_HELP = """\
 Autograde every submission of ASSIGNMENT under submitted/ with nbgrader's own autograde, several at a
 time: each submission is one `python -m nbgrader autograde ASSIGNMENT --student ID` process in the
 course root, writing to the shared sqlite gradebook exactly what a sequential `nbgrader autograde`
-writes (retried if SQLite says "database is locked"). One failing, hanging or crashing submission
-becomes a recorded result (failed / timeout) and the batch goes on. Already autograded submissions
+writes (retried if SQLite says "database is locked"). A notebook that crashes, hangs past --timeout
+or is killed scores 0 for its cells and is reported ("needs attention"); the submission's other
+notebooks are then graded one by one, each within --timeout. A submission of which nothing could be
+graded is a recorded result (failed / timeout), and the batch goes on. Before any worker starts, the
+gradebook must exist at nbgrader's schema, the assignment be released into it and source/ unchanged
+since: otherwise one line says which command to run (exit code 2). Already autograded submissions
 are skipped unless --force (a failed one is retried). A progress bar goes to stderr, a summary table
 (student, score, max, status, seconds) to stdout; results and per-student nbgrader logs are kept in
 autograded/.course-grade/ASSIGNMENT/.
@@ -76,8 +80,13 @@ output size (nbgrader's LimitOutput in nbgrader_config.py). When the submission 
 it started is killed (its PID namespace and its cgroup). FAIL CLOSED: once the probe has passed (or
 with --sandbox strict), a submission whose sandbox cannot be built is not run and is recorded with
 status "error" and the reason. NOT ENFORCED: where the probe fails, --sandbox auto warns and applies
-the per-process limits only (--sandbox strict refuses to grade); without cgroups (the probe says
-so) the memory, process and CPU limits are per process; and, as in any nbgrader setup, code in a
+the per-process limits only (--sandbox strict refuses to grade): no namespaces, but as root each
+kernel still runs as a uid of its own (never root), with the course root hidden where a mount
+namespace can be made; where that uid cannot reach the Python interpreter (a private home such as
+/root), every submission is an "error" whose note says what to install. --sandbox off drops the
+limits and cgroups too (as root, still never root); without root it runs kernels as you. Without
+cgroups (the probe says so) the memory, process and CPU limits are per process; and, as in any
+nbgrader setup, code in a
 submission runs in the same kernel as its tests, so it can tamper with its own results (not anyone
 else's): review suspicious submissions in formgrader.
 """
@@ -208,6 +217,15 @@ def grade(root: Path, args: argparse.Namespace) -> int:
     from . import sandbox
 
     settings = course_config(root)
+    problem = g.preconditions(root, args.assignment)  # before any probe or worker: one line, the command to run
+    if problem:
+        print(f"course grade: {problem}", file=sys.stderr)
+        return 2
+    if args.sandbox == "off":
+        print("course grade: WARNING --sandbox off: no isolation, no cgroups, no limits; " +
+              ("each kernel still runs as an unprivileged uid of its own, never root" if os.geteuid() == 0 else
+               f"kernels run as you (uid {os.getuid()}) and may read and change what you may: source/ with "
+               "the hidden tests, the gradebook, other submissions"), file=sys.stderr)
     report = sandbox.probe(root) if args.sandbox != "off" else {}
     if args.sandbox != "off" and not report.get("isolation"):
         why = "; ".join(report.get("errors", [])) or "see course grade --probe"
@@ -225,8 +243,8 @@ def grade(root: Path, args: argparse.Namespace) -> int:
         # installed helpers, whether or not the course root is the checkout they came from).
         subprocess.run([sys.executable, "-m", "helpers.embedded"], cwd=root, env=nbgrader_env(),
                        stdout=subprocess.DEVNULL, check=False)
-    if args.sandbox != "off" and report.get("uid_drop"):
-        # Kernels run as an unprivileged uid: the course's own model cache must be world-readable
+    if os.geteuid() == 0:
+        # Kernels run as an unprivileged uid (in every mode): the course's own model cache must be world-readable
         # (save_pretrained writes model.safetensors 0600). Only this cache, never ~/.cache/huggingface.
         cache = settings.cache_path
         if g.share_readable(cache):
@@ -304,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", type=int, help="CPU-time limit of each kernel, seconds (default: grade_cpu, 1800)")
     p.add_argument("--kernel-threads", type=int, help="OMP/MKL threads per kernel (default: CPUs / workers)")
     p.add_argument("--sandbox", choices=["auto", "strict", "off"], default="auto",
-                   help="auto: isolate where possible; strict: refuse to grade without isolation; off")
+                   help="auto: isolate where possible; strict: refuse to grade without isolation; off: no "
+                        "sandbox or limits (as root, kernels still run as an unprivileged uid)")
     p.add_argument("--network", action="store_true", help="let kernels use the network (default: none)")
     p.add_argument("--no-gpu", dest="gpu", action="store_false",
                    help="hide this machine's GPUs from sandboxed kernels (default: kernels see them)")

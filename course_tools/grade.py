@@ -9,10 +9,12 @@ progress bar, a results file and a summary table.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -97,6 +99,75 @@ def is_done(root: Path, assignment: str, student: str) -> bool:
     return True
 
 
+def _released_checksums(root: Path, path: Path) -> dict[str, str]:
+    """Return {grade_id: checksum} of a source notebook as `course release` would record it in the gradebook.
+
+    nbgrader computes the checksums right after clearing the solutions (ClearSolutions, with the
+    course's stubs); nothing before that step changes a graded cell in this course.
+    """
+    import nbformat
+    from nbgrader.preprocessors import ClearSolutions
+    from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    nb, _ = ClearSolutions(config=config).preprocess(nbformat.read(path, as_version=4), {})
+    return {c.metadata.nbgrader["grade_id"]: compute_checksum(c) for c in nb.cells
+            if is_grade(c) or is_solution(c) or is_locked(c)}
+
+
+def preconditions(root: Path, assignment: str) -> str | None:
+    """Return why ``assignment`` cannot be graded yet, as one line naming the command to run, or None.
+
+    Checked once, before any worker starts: the gradebook exists (nbgrader would otherwise create it
+    in every worker at once) and is at nbgrader's schema version, the assignment was released into
+    it, and source/ still says what the gradebook holds (grading would otherwise run the old tests).
+    """
+    import sqlite3
+
+    source = root / "source" / assignment
+    notebooks = sorted(source.glob("*.ipynb"))
+    if not notebooks:
+        known = sorted(p.name for p in (root / "source").glob("*") if p.is_dir() and not p.name.startswith("."))
+        return f"no notebooks in source/{assignment} (assignments: {', '.join(known) or 'none'})"
+    release = f"run `course release {assignment}` in {root} first"
+    db = root / "gradebook.db"
+    if not db.is_file():
+        return f"no gradebook yet ({db}): {release}"
+    from alembic.script import ScriptDirectory
+    from nbgrader import dbutil
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        version = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        released = con.execute("SELECT nb.name, sc.name, sc.checksum FROM source_cell sc JOIN notebook nb "
+                               "ON sc.notebook_id = nb.id JOIN assignment a ON nb.assignment_id = a.id "
+                               "WHERE a.name = ?", (assignment,)).fetchall()
+        names = {n for (n,) in con.execute("SELECT nb.name FROM notebook nb JOIN assignment a "
+                                             "ON nb.assignment_id = a.id WHERE a.name = ?", (assignment,))}
+    except sqlite3.Error as err:
+        return f"the gradebook {db} cannot be read ({err}): run `nbgrader db upgrade` in {root}"
+    finally:
+        con.close()
+    head = ScriptDirectory(dbutil.ALEMBIC_DIR).get_current_head()
+    if not version or version[0] != head:
+        return (f"the gradebook {db} is at schema {version[0] if version else 'none'}, nbgrader needs {head}: "
+                f"back it up, then run `nbgrader db upgrade` in {root}")
+    if not names:
+        return f"{assignment} was never released into the gradebook: {release}"
+    if names != {p.stem for p in notebooks}:
+        return (f"source/{assignment} holds {', '.join(sorted(p.stem for p in notebooks))} but the gradebook "
+                f"{', '.join(sorted(names))}: {release.replace(' first', ' again')}")
+    for path in notebooks:
+        now = _released_checksums(root, path)
+        then = {cell: checksum for nb, cell, checksum in released if nb == path.stem}
+        changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
+        if changed:
+            return (f"source/{assignment}/{path.name} changed since it was released (cells "
+                    f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): {release.replace(' first', ' again')}")
+    return None
+
+
 def share_readable(directory: Path) -> int:
     """Make a model cache readable by the sandbox's unprivileged kernels (o+r, dirs o+rx); return files changed."""
     changed = 0
@@ -144,7 +215,10 @@ class SandboxRun:
 
 def decide_isolation(opts: GradeOptions) -> None:
     """Fill opts.isolate and opts.cgroups from this machine's probe when the caller has not."""
-    if opts.sandbox == "off" or (opts.isolate is not None and opts.cgroups is not None):
+    if opts.sandbox == "off":  # no isolation, no cgroups; as root the kernel still gets a uid of its own
+        opts.isolate, opts.cgroups = False, False
+        return
+    if opts.isolate is not None and opts.cgroups is not None:
         return
     report = sandbox.probe()
     if opts.isolate is None:
@@ -154,14 +228,21 @@ def decide_isolation(opts: GradeOptions) -> None:
 
 
 def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", assignment: str = "") -> SandboxRun:
-    """Make the submission's cgroup and write its policy and kernelspec under ``tmp``; raise SandboxError."""
-    if opts.sandbox == "off":
+    """Make the submission's cgroup and write its policy and kernelspec under ``tmp``; raise SandboxError.
+
+    Student code never runs as root: as root, every mode (``--sandbox off`` included) starts the kernel
+    through the wrapper with a uid of its own; only ``off`` without root uses the plain python3 kernel.
+    """
+    if opts.sandbox == "off" and os.geteuid() != 0:
         return SandboxRun()
     decide_isolation(opts)
     uid = _kernel_uid() if os.geteuid() == 0 else None
-    limits = sandbox.Limits(memory=opts.memory, cpu_seconds=opts.cpu, fsize=opts.fsize, pids=opts.pids,
-                            cpus=opts.cpus or 0.0)
+    off = opts.sandbox == "off"
+    limits = sandbox.Limits(memory=0, cpu_seconds=0, fsize=0, pids=0) if off else \
+        sandbox.Limits(memory=opts.memory, cpu_seconds=opts.cpu, fsize=opts.fsize, pids=opts.pids, cpus=opts.cpus or 0.0)
     run = SandboxRun(uid=uid, report=tmp / "sandbox-failures.jsonl")
+    if uid is not None:
+        tmp.chmod(0o711)  # the kernel's uid passes through to its socket folder; it cannot list or read the rest
     if opts.cgroups:
         run.cgroup = sandbox.Cgroup.create(f"{os.getpid()}-{tmp.name}", limits)
     conn, sock = tmp / "conn", tmp / "sock"
@@ -173,11 +254,57 @@ def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", 
     policy = sandbox.make_policy(root, limits, uid=uid, socket_dir=sock, submitted_dir=submitted, report=run.report,
                                  isolate=bool(opts.isolate), network=opts.network,
                                  expose=[Path(p) for p in opts.expose], cgroup=run.cgroup, gpu=opts.gpu)
+    if not opts.isolate and not off:
+        policy.hide = [str(root)]  # limits only: the course root (source/, gradebook, submissions) stays out of sight
     sandbox.write_kernelspec(tmp / "jupyter", policy)
     run.args = [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
                 f"--KernelManager.connection_file={conn / 'kernel.json'}", f"--KernelManager.ip={sock / 'kernel'}"]
     run.env = {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(tmp / "jupyter"), os.environ.get("JUPYTER_PATH")]))}
     return run
+
+
+PREFLIGHT = """import json, os, sys
+import ipykernel, helpers
+print(json.dumps({"uid": os.getuid(), "course_visible": os.path.exists(os.path.join(sys.argv[1], "nbgrader_config.py"))}))
+"""
+
+
+def preflight(root: Path, opts: GradeOptions) -> tuple[str | None, str]:
+    """Start the kernel wrapper once, as grading will, on a script that imports what a kernel needs.
+
+    Returns (why kernels cannot be started here, in one line, or None; a note on what they can see).
+    Run where kernels are not isolated and a uid of their own is taken (as root): that uid must reach
+    the interpreter, which a private home (a pyenv build in /root) can keep from it.
+    """
+    with tempfile.TemporaryDirectory(prefix="course-preflight-") as tmpdir:
+        tmp = Path(tmpdir)
+        box = sandbox_setup(tmp, root, dataclasses.replace(opts, cgroups=False))
+        argv = json.loads((tmp / "jupyter" / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())["argv"]
+        cut = argv.index("--") + 1
+        work = tmp / "work"
+        work.mkdir()
+        try:
+            done = subprocess.run([*argv[:cut], argv[cut], "-c", PREFLIGHT, str(root)], cwd=work, env=nbgrader_env(),
+                                  capture_output=True, text=True, timeout=300)
+        finally:
+            box.end()
+        failures = box.failures()
+    if failures:
+        return failures[-1]["reason"], ""
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        error = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return f"kernels cannot start as uid {box.uid}: {error}", ""
+    seen = json.loads(lines[-1])
+    if seen["uid"] == 0:
+        return "refusing to grade: a kernel would run as root", ""
+    if opts.sandbox == "off":
+        return None, (f"kernels run as uid {seen['uid']}+ (never root), with no limits; they may read what that uid "
+                      "may (the course root included: source/ with the hidden tests, the gradebook, other "
+                      "submissions), write nothing of the course, and use the network")
+    hidden = "hidden from them" if not seen["course_visible"] else \
+        "NOT hidden from them (no mount namespace here): they may read source/ and other submissions"
+    return None, f"kernels run as uid {seen['uid']}+ (never root) with per-process limits; the course root is {hidden}"
 
 
 def _run(cmd: list[str], root: Path, env: dict[str, str], log: Path, timeout: float) -> tuple[int | None, bool]:
@@ -226,42 +353,138 @@ def grade_one(root: str | Path, assignment: str, student: str, opts: GradeOption
     return result
 
 
+def _autograde(root: Path, assignment: str, student: str, opts: GradeOptions, box: SandboxRun, env: dict[str, str],
+               log: Path, force: bool, extra: list[str], deadline: float) -> tuple[int | None, bool, str, int]:
+    """Run nbgrader autograde (retried on a locked gradebook) until ``deadline``; return (returncode, timed out,
+    the log of the last attempt, attempts)."""
+    for attempt in range(1, opts.retries + 2):
+        cmd = [sys.executable, "-m", "course_tools.nbgrader_main", "autograde", assignment, "--student", student,
+               *(["--force"] if force else []), *extra, *box.args, *opts.nbgrader_args]
+        offset = log.stat().st_size
+        rc, timed_out = _run(cmd, root, env, log, max(deadline - time.perf_counter(), 1.0))
+        box.end()
+        text = log.read_bytes()[offset:].decode(errors="replace")
+        if box.failures() or timed_out or rc == 0 or LOCKED not in text or attempt > opts.retries:
+            return rc, timed_out, text, attempt
+        force = True  # a half-written result must be redone
+        time.sleep(random.uniform(0.5, 2.0) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _sandbox_failed(root: Path, assignment: str, student: str, box: SandboxRun, result: Result) -> bool:
+    """Record an infrastructure error when a sandbox step failed (that kernel never started); return whether."""
+    failures = box.failures()
+    if failures:  # no score from this run counts
+        result.status = INFRA
+        result.message = "sandbox: " + "; ".join(f"{f['stage']}: {f['reason']}" for f in failures[-1:])
+        shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
+    return bool(failures)
+
+
 def _grade_attempts(root: Path, assignment: str, student: str, opts: GradeOptions, box: SandboxRun, log: Path,
                     result: Result, start: float) -> None:
-    """Run nbgrader for one submission (retrying on a locked gradebook) and fill ``result``."""
+    """Run nbgrader for one submission and fill ``result``; when a notebook of it crashes, hangs or is killed,
+    grade its notebooks one by one so that only that notebook is lost (see ``_grade_notebooks``)."""
     env = nbgrader_env(**box.env, PYTHONUNBUFFERED="1")
     if opts.kernel_threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(var, str(opts.kernel_threads))
-    force = opts.force
-    for attempt in range(1, opts.retries + 2):
-        cmd = [sys.executable, "-m", "course_tools.nbgrader_main", "autograde", assignment,
-               "--student", student, *(["--force"] if force else []), *box.args, *opts.nbgrader_args]
-        remaining = opts.timeout - (time.perf_counter() - start)
-        rc, timed_out = _run(cmd, root, env, log, max(remaining, 1.0))
-        box.end()
-        result.attempts, result.returncode = attempt, rc
-        failures = box.failures()
-        if failures:  # a sandbox step failed: that kernel never started; no score from this run counts
-            result.status = INFRA
-            result.message = "sandbox: " + "; ".join(f"{f['stage']}: {f['reason']}" for f in failures[-1:])
+    # A submission graded only in part before (a notebook that failed) is graded again from scratch.
+    force = opts.force or ((root / "autograded" / student / assignment).is_dir() and not is_done(root, assignment, student))
+    rc, timed_out, text, result.attempts = _autograde(root, assignment, student, opts, box, env, log, force, [],
+                                                      start + opts.timeout)
+    result.returncode = rc
+    if _sandbox_failed(root, assignment, student, box, result):
+        return
+    if rc == 0 and not timed_out:
+        result.status = "ok"
+        return
+    culprit = _culprit(text)
+    if culprit is None:  # not a notebook's doing (the gradebook, nbgrader itself): the submission fails
+        result.status = "timeout" if timed_out else "failed"
+        result.message = f"killed after {opts.timeout:.0f} s" if timed_out else _last_error(text)
+        if timed_out:
             shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
+        return
+    _grade_notebooks(root, assignment, student, opts, box, env, log, result, culprit if timed_out else None)
+
+
+def _culprit(text: str) -> str | None:
+    """Return the notebook nbgrader was sanitizing or executing when it stopped (from its log), or None."""
+    found = re.findall(r"\| INFO\] (?:Sanitizing|Autograding) (.+?)\.ipynb\s*$", text, re.MULTILINE)
+    return Path(found[-1]).name if found else None
+
+
+def _grade_notebooks(root: Path, assignment: str, student: str, opts: GradeOptions, box: SandboxRun,
+                     env: dict[str, str], log: Path, result: Result, hung: str | None) -> None:
+    """Grade each notebook of a submission on its own (``--notebook``), each within --timeout; record the ones
+    that fail (score 0 for their cells, an event each) and keep the others' grades.
+
+    ``hung`` is the notebook that used up the submission's wall time: it is recorded, not run again.
+    Notebooks already autograded by the submission's own run (before a hang) are kept as they are.
+    """
+    known = {p.stem for p in (root / "source" / assignment).glob("*.ipynb")}
+    notebooks = sorted(p.stem for p in (root / "submitted" / student / assignment).glob("*.ipynb") if p.stem in known)
+    failed: dict[str, tuple[str, str]] = {}
+    if hung is not None:
+        failed[hung] = ("notebook-timeout", f"killed after {opts.timeout:.0f} s of wall time")
+    for nb in notebooks:
+        if nb in failed:
+            continue
+        rc, timed_out, text, _ = _autograde(root, assignment, student, opts, box, env, log, False, ["--notebook", nb],
+                                            time.perf_counter() + opts.timeout)
+        if _sandbox_failed(root, assignment, student, box, result):
             return
         if timed_out:
-            result.status = "timeout"
-            result.message = f"killed after {opts.timeout:.0f} s"
-            shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
-            return
-        text = log.read_text(errors="replace")
-        if rc == 0:
-            result.status = "ok"
-            return
-        if LOCKED in text and attempt <= opts.retries:
-            force = True  # a half-written result must be redone
-            time.sleep(random.uniform(0.5, 2.0) * attempt)
-            continue
-        result.message = _last_error(text)
+            failed[nb] = ("notebook-timeout", f"killed after {opts.timeout:.0f} s of wall time")
+        elif rc != 0:
+            failed[nb] = ("notebook-failed", _last_error(text))
+    dest = root / "autograded" / student / assignment
+    for nb in failed:  # a hung notebook leaves its sanitized, unexecuted copy: not a graded notebook
+        (dest / f"{nb}.ipynb").unlink(missing_ok=True)
+    graded = [nb for nb in notebooks if nb not in failed and (dest / f"{nb}.ipynb").is_file()]
+    _record_failed_notebooks(root, assignment, student, failed)
+    result.message = "; ".join(f"{nb}.ipynb: {why}" for nb, (_, why) in sorted(failed.items()))
+    if graded:
+        result.status = "ok"  # shown as "needs attention": the failed notebooks carry attention events
+    else:
+        result.status = "timeout" if all(kind == "notebook-timeout" for kind, _ in failed.values()) else "failed"
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def _record_failed_notebooks(root: Path, assignment: str, student: str, failed: dict[str, tuple[str, str]]) -> None:
+    """Give every cell of each failed notebook 0 points (as nbgrader does for a notebook not handed in) and
+    add an attention event saying why, next to the repairs recorded while it was sanitized."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import OperationalError
+
+    from .preprocessors import _write_events, events_path
+
+    if not failed:
         return
+    for attempt in range(5):
+        try:
+            with Gradebook(db_url(root)) as gb:
+                for nb in failed:
+                    try:
+                        sub = gb.find_submission_notebook(nb, assignment, student)
+                    except MissingEntry:
+                        continue
+                    for grade in sub.grades:
+                        grade.auto_score, grade.needs_manual_grade = 0, False
+                gb.db.commit()
+            break
+        except OperationalError:  # "database is locked" by a neighbour: try again
+            time.sleep(random.uniform(0.5, 2.0) * (attempt + 1))
+    try:
+        recorded = json.loads(events_path(root, assignment, student).read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    for nb, (kind, why) in failed.items():
+        events = [e for e in recorded.get(nb, []) if e.get("kind") not in ("notebook-failed", "notebook-timeout")]
+        events.append({"notebook": nb, "cell": None, "kind": kind, "level": "attention",
+                       "message": f"{nb}.ipynb could not be graded ({why}): its cells score 0"})
+        _write_events(root, assignment, student, nb, events)
 
 
 def _last_error(text: str) -> str:
@@ -306,7 +529,20 @@ def grade_all(root: Path, assignment: str, opts: GradeOptions, workers: int = 1,
     everyone = only or students(root, assignment)
     todo = [s for s in everyone if opts.force or not is_done(root, assignment, s)]
     results = [Result(s, "skipped", message="already autograded (use --force)") for s in everyone if s not in todo]
+    from .collect import check_student_id
+
+    for s in list(todo):  # a folder under submitted/ becomes a gradebook id: the same rule as `course collect`
+        bad = check_student_id(s)
+        if bad:
+            todo.remove(s)
+            results.append(Result(s, INFRA, message=f"not graded: {bad}; rename submitted/{s}"))
     decide_isolation(opts)  # once, here: the promise each submission's sandbox must keep
+    if todo and os.geteuid() == 0 and not opts.isolate:
+        problem, note = preflight(root, opts)
+        print(f"course grade: {problem or note}", file=sys.stderr)
+        if problem:
+            results += [Result(s, INFRA, message=problem) for s in todo]
+            todo = []
     if opts.sandbox != "off" and todo:
         sandbox.font_cache(sandbox.course_settings(root)[0], build=True)  # copied into each kernel's home
     if scheduler:
@@ -393,7 +629,7 @@ def summary_table(results: list[Result]) -> str:
     fmt = lambda x: "-" if x is None else f"{x:g}"  # noqa: E731
     rows = [("student", "score", "max", "status", "seconds", "note")]
     rows += [(r.student, fmt(r.score), fmt(r.max_score), shown_status(r), f"{r.seconds:.1f}",
-              "; ".join(filter(None, [r.message[:70], describe(r.events)])))
+              "; ".join(filter(None, [r.message if r.status == INFRA else r.message[:200], describe(r.events)])))
              for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + ("  " + row[5] if row[5] else "")

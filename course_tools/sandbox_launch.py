@@ -22,6 +22,10 @@ the kernel wrapper stay separate. In order:
 If isolation was promised (``"isolate": true``) and any step fails, the kernel is not started:
 the reason is appended to the policy's report file (the grader records the submission as an
 infrastructure error) and this program exits with status 70.
+
+Without isolation (no bubblewrap here, or ``course grade --sandbox off``) see ``plain_start``: the
+kernel gets the per-process limits, a private home, temporary and working folder, and as root the
+policy's unprivileged uid (never root); a kernel that cannot be started that way is not started.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import signal
 import stat
 import subprocess
@@ -52,7 +57,9 @@ def report_failure(policy: dict, stage: str, reason: str) -> None:
     """Append a failure record to the policy's report file and say it on stderr (the grader's log)."""
     line = json.dumps({"stage": stage, "reason": reason, "time": time.time()})
     print(f"course-sandbox: {stage} failed: {reason}; the kernel was not started", file=sys.stderr, flush=True)
-    if policy.get("report"):
+    if policy.get("_report_fd") is not None:  # opened before the uid change (the report is the grader's)
+        os.write(policy["_report_fd"], (line + "\n").encode())
+    elif policy.get("report"):
         with open(policy["report"], "a") as out:
             out.write(line + "\n")
 
@@ -332,13 +339,184 @@ def has_children(pid: int) -> bool:
         return False
 
 
+# ------------------------------------------------------------------- without bubblewrap (limits only)
+# Where bwrap is missing (or under `course grade --sandbox off`) the kernel still never runs as root:
+# the wrapper drops to the policy's uid itself. That uid must reach the interpreter and the packages,
+# which often live under a private home (a pyenv build in /root, mode 0700); it must not see the
+# course root (policy "hide"). Both are done the way bwrap does them, with one mount namespace: each
+# folder to hide or that the uid cannot pass becomes an empty tmpfs into which exactly the needed
+# paths are bound back (read-only, the socket folder read-write). Host permissions stay as they are.
+
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+SETUP_HINT = "apt-get install bubblewrap, or use a Python every user may read (e.g. a venv from /usr/bin/python3)"
+
+
+def _libc_call(name: str, *args) -> None:
+    """Call a libc function that returns 0 on success; raise OSError with errno otherwise."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Return whether ``path`` is ``folder`` or below it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def can_pass(st: os.stat_result, uid: int, gid: int) -> bool:
+    """Return whether a process of ``uid``/``gid`` (no other groups) may traverse a folder with this stat."""
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == gid:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def blocked_folders(path: str, uid: int, gid: int) -> list[str]:
+    """Return the ancestors of ``path`` that ``uid`` cannot pass through, outermost first."""
+    found = []
+    for parent in ["/", *_parents(path)]:
+        try:
+            if not can_pass(os.stat(parent), uid, gid):
+                found.append(parent)
+        except OSError:
+            break
+    return found
+
+
+def private_mounts(needed: dict[str, bool], hide: list[str], uid: int, gid: int, inject: str | None = None) -> list[str]:
+    """Cover ``hide`` and every folder ``uid`` cannot pass on the way to a needed path with an empty tmpfs,
+    in a new mount namespace, and bind the needed paths (path -> writable) back; return the covered folders.
+
+    Nothing is mounted when nothing needs covering. Raises OSError when no mount namespace can be made.
+    """
+    covers = set(hide)
+    for path in needed:
+        covers.update(blocked_folders(path, uid, gid))
+    outer = sorted(c for c in covers if os.path.isdir(c) and not any(o != c and _inside(c, o) for o in covers)
+                   and not any(_inside(c, p) for p in needed))
+    if not outer:
+        return []
+    if inject == "mount":
+        raise OSError(1, "unshare: Operation not permitted (injected)")
+    _libc_call("unshare", CLONE_NEWNS)
+    _libc_call("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)  # nothing propagates back to the host
+    old_umask = os.umask(0o022)
+    try:
+        for cover in outer:
+            inside = sorted(p for p in needed if _inside(p, cover) and os.path.exists(p))
+            inside = [p for p in inside if not any(q != p and _inside(p, q) for q in inside)]
+            fds = {p: os.open(p, os.O_PATH) for p in inside}  # opened before the tmpfs hides them
+            try:
+                _libc_call("mount", b"tmpfs", cover.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                           b"mode=0755,size=1m")
+                for path, fd in fds.items():
+                    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                        os.mkdir(path, 0o755)
+                    else:
+                        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                    _libc_call("mount", f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
+                    if not needed[path]:
+                        keep = os.statvfs(path).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                        _libc_call("mount", None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, None)
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+    finally:
+        os.umask(old_umask)
+    return outer
+
+
+def _private_dir(parent: str, name: str) -> str:
+    """Make a fresh folder of this (unprivileged) process under ``parent``; return its path."""
+    path = os.path.join(parent, f"{name}-{os.urandom(6).hex()}")
+    os.mkdir(path, 0o700)
+    return path
+
+
+def _write_new(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to a file that must not exist yet (never through a planted link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def plain_start(policy: dict, command: list[str]) -> None:
-    """Without isolation: as root, become the policy's uid; then replace this process by the kernel."""
-    if os.geteuid() == 0 and policy.get("uid") is not None:
+    """Start the kernel without bwrap: as root, in the uid of the policy, never root; replace this process.
+
+    As root: the needed paths are made reachable (and the course root hidden) in a private mount
+    namespace, then the uid, gid and no groups are taken, with ``no_new_privs``. In every case the
+    kernel gets a private home, temporary folder and working directory (a copy of the files the
+    sandbox would hold) inside the grader's socket folder, and its own copy of the connection file.
+    """
+    root = os.geteuid() == 0
+    uid, gid = policy.get("uid"), policy.get("gid")
+    if root and uid in (None, 0):
+        raise SandboxError("refusing to run student code as root: the policy names no unprivileged uid")
+    sock = policy.get("socket_dir")
+    # Everything root must read is read now: the connection file, the font cache, the working files.
+    found = connection_argument(command)
+    connection = read_nofollow(found[1]) if found else None
+    home_files = []
+    for src, rel in policy.get("home_files", []):
+        try:
+            home_files.append((rel, read_nofollow(src)))
+        except OSError:
+            continue
+    work = workdir_files(Path(os.getcwd()), policy.get("submitted_dir")) if sock else []
+    interpreter = os.path.realpath(shutil.which(command[0]) or command[0])
+    if root:
+        needed = {src: False for src, _ in policy.get("ro_binds", [])}
+        needed[os.path.dirname(interpreter)] = False
+        if sock:
+            needed[sock] = True
+        blocked = sorted({b for p in needed for b in blocked_folders(p, uid, gid)})
+        try:
+            private_mounts(needed, policy.get("hide", []), uid, gid, policy.get("inject_failure"))
+        except OSError as err:
+            if blocked:
+                raise SandboxError(f"uid {uid} cannot reach {interpreter} ({blocked[0]} is mode "
+                                   f"{stat.S_IMODE(os.stat(blocked[0]).st_mode):04o}; no mount namespace: "
+                                   f"{err.strerror or err}): {SETUP_HINT}") from err
+            print(f"course-sandbox: the course root is not hidden from the kernel: {err}", file=sys.stderr, flush=True)
         os.setgroups([])
-        os.setresgid(policy["gid"], policy["gid"], policy["gid"])
-        os.setresuid(policy["uid"], policy["uid"], policy["uid"])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if not os.access(interpreter, os.X_OK):
+            raise SandboxError(f"uid {uid} cannot execute {interpreter}: {SETUP_HINT}")
     env = kernel_env(policy, dict(os.environ))
+    if sock:
+        if not os.access(sock, os.W_OK | os.X_OK):
+            raise SandboxError(f"uid {os.getuid()} cannot write the socket folder {sock}")
+        home = _private_dir(sock, "home")
+        for rel, data in home_files:
+            os.makedirs(os.path.dirname(os.path.join(home, rel)), mode=0o700, exist_ok=True)
+            _write_new(os.path.join(home, rel), data)
+        tmp = _private_dir(sock, "tmp")
+        env.update(HOME=home, TMPDIR=tmp)
+        if "MPLCONFIGDIR" in env:
+            env["MPLCONFIGDIR"] = os.path.join(home, os.path.relpath(env["MPLCONFIGDIR"], policy.get("home", "/home/student")))
+        cwd = _private_dir(sock, "work")
+        for rel, fd in work:
+            os.makedirs(os.path.dirname(os.path.join(cwd, rel)), mode=0o700, exist_ok=True)
+            with os.fdopen(fd, "rb") as src:
+                _write_new(os.path.join(cwd, rel), src.read(), 0o644)
+        os.chdir(cwd)
+        if connection is not None:
+            private = os.path.join(_private_dir(sock, "run"), "connection.json")
+            _write_new(private, connection)
+            index, path = found
+            command = [*command[:index], private if command[index] == path else f"--f={private}", *command[index + 1:]]
+    set_rlimits(policy.get("limits", {}))
+    if root:
+        die_with_parent()  # set after the uid change, which clears it; kept across exec
     os.execvpe(command[0], command, env)
 
 
@@ -358,10 +536,13 @@ def main(argv: list[str] | None = None) -> int:
             policy["ro_binds"] = [*policy.get("ro_binds", []), ["/nonexistent/course-sandbox", "/mnt/injected"]]
         stage = "cgroup"
         join_cgroups(policy)
+        if not policy.get("isolate"):
+            stage = "unprivileged start"
+            if policy.get("report"):
+                policy["_report_fd"] = os.open(policy["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            plain_start(policy, command)  # returns only by raising
         stage = "limits"
         set_rlimits(policy.get("limits", {}))
-        if not policy.get("isolate"):
-            plain_start(policy, command)
         die_with_parent()
         stage = "connection file"
         found = connection_argument(command)

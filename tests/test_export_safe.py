@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,21 @@ def test_export_cells_are_never_formulas_and_names_round_trip(tmp_path, run_coll
     assert names["carol"] == ("'\rCR", "Smith")
     assert all(r["score"] == "0" for r in rows)  # numbers stay numbers
 
+
+@pytest.mark.slow
+def test_submission_folders_with_invalid_ids_are_not_graded(tmp_path):
+    """A folder under submitted/ becomes a gradebook id when graded: one that is not a valid id is an `error`
+    that says to rename it, and never reaches the gradebook."""
+    from nbgrader.api import Gradebook
+
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    import tiny_course as tc
+
+    root = tc.build_course(tmp_path / "course")
+    tc.submit(root, "=1+1", tc.FULL)
+    out = subprocess.run([sys.executable, "-m", "course_tools.cli", "grade", tc.ASSIGNMENT, "--no-prepare"], cwd=root,
+                         env={**tc.env(), "COURSE_ROOT": str(root)}, capture_output=True, text=True, timeout=600)
+    row = next(line for line in out.stdout.splitlines() if line.startswith("=1+1"))
+    assert out.returncode == 1 and " error " in row and "rename submitted/=1+1" in row, out.stdout + out.stderr
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert [s.id for s in gb.students] == []

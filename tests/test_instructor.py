@@ -319,25 +319,31 @@ def test_network_is_blocked(hostile):
 
 @pytest.mark.slow
 def test_crashing_kernel_is_a_recorded_result(hostile):
-    """A kernel that kills itself becomes a failed result; the other submissions are graded."""
+    """A kernel that kills itself loses only its notebook (0 points, an event, "needs attention"); the
+    submission's other notebook and the other submissions are graded."""
     root, out, _, _ = hostile
     results = json.loads((root / "autograded" / grade.STATE_DIR / "tiny" / "results.json").read_text())
-    assert results["crash"]["status"] == "failed" and results["alice"]["status"] == "ok"
-    assert results["hog"]["status"] == "ok" and out.returncode == 1
-    assert "crash" in out.stdout and "failed" in out.stdout
+    assert results["crash"]["status"] == "ok" and results["alice"]["status"] == "ok"
+    assert results["hog"]["status"] == "ok" and out.returncode == 0
+    assert auto_scores(root, "crash") == {"test_double": 0, "test_reverse": 0, "why": 0, "test_square": 4}
+    assert [e["kind"] for e in results["crash"]["events"]] == ["notebook-failed"]
+    row = next(line for line in out.stdout.splitlines() if line.startswith("crash"))
+    assert "needs attention" in row and "one.ipynb" in row, out.stdout
 
 
 @pytest.mark.slow
 def test_wall_time_limit_kills_a_hanging_submission(tmp_path):
-    """A submission that ignores interrupts is killed at --timeout and recorded as timeout."""
+    """A notebook that ignores interrupts is killed at --timeout and recorded (0 points, a timeout event);
+    the submission's other notebook is then graded on its own."""
     root = tc.build_course(tmp_path / "course")
     hang = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
-    tc.submit(root, "hang", {"one": {"double": hang}})
+    tc.submit(root, "hang", {"one": {"double": hang}, "two": tc.FULL["two"]})
     start = time.perf_counter()
     out = run_course(root, "grade", "tiny", "--workers", "1", "--no-prepare", "--timeout", "12")
     assert time.perf_counter() - start < 60
-    assert out.returncode == 1 and "timeout" in out.stdout
-    assert not (root / "autograded" / "hang" / "tiny").exists()
+    assert out.returncode == 0 and "needs attention" in out.stdout and "notebook timeout" in out.stdout
+    assert not (root / "autograded" / "hang" / "tiny" / "one.ipynb").exists()
+    assert auto_scores(root, "hang") == {"test_double": 0, "test_reverse": 0, "why": 0, "test_square": 4}
     # Nothing of the submission runs any more (an exited process may wait a moment to be reaped).
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) >= sandbox.UID_BASE
                  and _state(p) != "Z"]
