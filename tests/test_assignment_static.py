@@ -120,7 +120,8 @@ def test_test_cells_end_with_a_statement(path: Path):
     """In the student copy (hidden tests removed) and in the source, no test cell ends with an expression.
 
     nbgrader's Validate and autograde read the value of a test cell's last expression as a partial score
-    (0.0 from a function returning a float fails a correct notebook); a print() call shows nothing.
+    (0.0 from a function returning a float fails a correct notebook); a print() call shows nothing, and
+    neither does helpers.checks.answer() (it returns None), which ends many hidden blocks.
     """
     release = ROOT / "release" / path.parent.name / path.name
     for nb in (nbformat.read(path, as_version=4), nbformat.read(release, as_version=4)):
@@ -131,7 +132,7 @@ def test_test_cells_end_with_a_statement(path: Path):
                 body = ast.parse(source).body
                 last = body[-1] if body else None
                 is_print = (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
-                            and getattr(last.value.func, "id", None) == "print")
+                            and getattr(last.value.func, "id", None) in ("print", "answer"))
                 assert not isinstance(last, ast.Expr) or is_print, \
                     f"{meta['grade_id']}: the cell ends with an expression; end it with an assert or an assignment"
 
