@@ -384,6 +384,105 @@ def most_frequent_pair(corpus):
     flat = int(scores.flatten().argmax())
     return flat // n, flat % n''',
 }
+# More correct answers, and answers that the hidden tests before the outside checks let through with full
+# marks: symbols compared by their text, a pair counted once per word, pairs keyed or tied by their text,
+# a span whose end lies outside the context.
+TI_ALTERNATIVES_2 = {
+    ("02_bpe_and_spans", "merge_pair"): '''def merge_pair(tokens, pair):
+    "One pass with a flag that skips the symbol just merged."
+    merged, skip = [], False
+    for i, token in enumerate(tokens):
+        if skip:
+            skip = False
+        elif i + 1 < len(tokens) and (token, tokens[i + 1]) == tuple(pair):
+            merged.append(token + tokens[i + 1])
+            skip = True
+        else:
+            merged.append(token)
+    return merged''',
+    ("02_bpe_and_spans", "most_frequent_pair"): '''from collections import Counter
+
+
+def most_frequent_pair(corpus):
+    "Counter per occurrence; max over the sorted pairs keeps the first (smallest) of equal counts."
+    counts = Counter()
+    for word, count in corpus.items():
+        for i in range(len(word) - 1):
+            counts[word[i], word[i + 1]] += count
+    if not counts:
+        return None
+    return max(sorted(counts), key=counts.__getitem__)''',
+    ("02_bpe_and_spans", "best_span"): '''def best_span(start_logits, end_logits, context_mask, max_len):
+    "Ends first, then starts; the larger score wins, ties go to the smaller (start, end)."
+    starts = [float(x) for x in start_logits]
+    ends = [float(x) for x in end_logits]
+    inside = [bool(x) for x in context_mask]
+    best = None
+    for e in range(len(ends)):
+        for s in range(max(0, e - max_len + 1), e + 1):
+            if inside[s] and inside[e]:
+                key = (starts[s] + ends[e], -s, -e)
+                if best is None or key > best:
+                    best = key
+    return None if best is None else (-best[1], -best[2])''',
+}
+TI_NEAR_MISSES_2 = {
+    ("02_bpe_and_spans", "merge_pair"): '''def merge_pair(tokens, pair):
+    "Compares the text two symbols spell with the pair's text, not the symbols themselves."
+    merged, i = [], 0
+    while i < len(tokens):
+        if i + 1 < len(tokens) and tokens[i] + tokens[i + 1] == pair[0] + pair[1]:
+            merged.append(tokens[i] + tokens[i + 1])
+            i += 2
+        else:
+            merged.append(tokens[i])
+            i += 1
+    return merged''',
+    ("02_bpe_and_spans", "most_frequent_pair"): '''def most_frequent_pair(corpus):
+    "Counts a pair once per word (a set of the word's pairs), not once per occurrence."
+    counts = {}
+    for word, count in corpus.items():
+        for pair in set(zip(word, word[1:])):
+            counts[pair] = counts.get(pair, 0) + count
+    if not counts:
+        return None
+    return min(counts, key=lambda pair: (-counts[pair], pair))''',
+    ("02_bpe_and_spans", "best_span"): '''def best_span(start_logits, end_logits, context_mask, max_len):
+    "Checks that the start is a context position, but not the end."
+    starts = [float(x) for x in start_logits]
+    ends = [float(x) for x in end_logits]
+    inside = [bool(x) for x in context_mask]
+    best, best_score = None, -math.inf
+    for s in range(len(starts)):
+        if inside[s]:
+            for e in range(s, min(s + max_len, len(ends))):
+                if starts[s] + ends[e] > best_score:
+                    best, best_score = (s, e), starts[s] + ends[e]
+    return best''',
+}
+TI_SPELLING = {
+    ("02_bpe_and_spans", "most_frequent_pair"): '''def most_frequent_pair(corpus):
+    "Counts pairs by the text they spell, so ('ab', 'c') and ('a', 'bc') add up."
+    counts, pairs = {}, {}
+    for word, count in corpus.items():
+        for a, b in zip(word, word[1:]):
+            counts[a + b] = counts.get(a + b, 0) + count
+            pairs.setdefault(a + b, (a, b))
+    if not counts:
+        return None
+    return pairs[min(counts, key=lambda text: (-counts[text], pairs[text]))]''',
+}
+TI_TIE_BY_TEXT = {
+    ("02_bpe_and_spans", "most_frequent_pair"): '''def most_frequent_pair(corpus):
+    "Breaks ties by the pair's text a + b instead of the tuple (a, b)."
+    counts = {}
+    for word, count in corpus.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] = counts.get(pair, 0) + count
+    if not counts:
+        return None
+    return min(counts, key=lambda pair: (-counts[pair], pair[0] + pair[1]))''',
+}
 TI_AUTO = {
     "01_attention": {"test_attention": 2, "test_attention_hidden": 4, "test_mean_pool": 2,
                      "test_mean_pool_hidden": 2},
@@ -406,6 +505,12 @@ TRANSFORMER_INTERNALS = Spec(
                                        "test_merge_pair_hidden": 0, "test_most_frequent_pair": 1,
                                        "test_most_frequent_pair_hidden": 0, "test_best_span": 0,
                                        "test_best_span_hidden": 0}),
+        "alt2": Variant(TI_ALTERNATIVES_2, full(TI_AUTO, "merge_pair", "most_frequent_pair", "best_span")),
+        "nearmiss2": Variant(TI_NEAR_MISSES_2, {"test_merge_pair": 1, "test_merge_pair_hidden": 0,
+                                                "test_most_frequent_pair": 1, "test_most_frequent_pair_hidden": 0,
+                                                "test_best_span": 2, "test_best_span_hidden": 0}),
+        "nearmiss3": Variant(TI_SPELLING, {"test_most_frequent_pair": 1, "test_most_frequent_pair_hidden": 0}),
+        "nearmiss4": Variant(TI_TIE_BY_TEXT, {"test_most_frequent_pair": 1, "test_most_frequent_pair_hidden": 0}),
     },
 )
 SPECS = {spec.name: spec for spec in (LANGUAGE_MODELS, TRANSFORMER_INTERNALS)}
