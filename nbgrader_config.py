@@ -86,3 +86,14 @@ c.GenerateFeedback.preprocessors = [
 # `course export` (course_tools/export.py): weight of each assignment in the weighted total; an
 # assignment not named here weighs 1. The practice assignment (the lecture exercises) counts less.
 c.CourseExport.weights = {"lectures": 0.2}
+
+# Feedback pages carry a Content-Security-Policy (course_tools/feedback_page.py): only MathJax and its
+# configuration run, so no script of a submission can, even one the cleaning above missed. Set for
+# GenerateFeedback's exporter only (formgrader's pages keep nbgrader's own scripts).
+from course_tools import feedback_page  # noqa: E402
+
+c.GenerateFeedback.HTMLExporter.template_name = feedback_page.TEMPLATE_NAME
+c.GenerateFeedback.HTMLExporter.extra_template_basedirs = feedback_page.template_basedirs()
+# Formgrader renders each autograded notebook when it is opened: clean it again there, so a copy graded
+# before this configuration (or edited by hand) shows no script either.
+c.HTMLExporter.preprocessors = ["course_tools.preprocessors.StripActiveContent"]

@@ -468,6 +468,68 @@ INERT_NOTE = "**[course grade] Script or active HTML found here: shown as plain 
 HTML_NOTE = "<p><b>[course grade] Script or active HTML found in this output: shown as plain text.</b></p>"
 DROP_MIMES = ("application/javascript", "text/javascript", "application/x-javascript",
               "application/vnd.jupyter.widget-state+json")
+# Dropped without calling it active: a widget view has no widget manager to render it in formgrader or
+# feedback (the notebook's widget state is dropped), so its text/plain form is shown instead.
+QUIET_DROP_MIMES = ("application/vnd.jupyter.widget-view+json",)
+# Output metadata that nbconvert's templates print (nbconvert/templates/{classic,lab}/base.html.j2 read
+# them per MIME type, falling back to the top level: `width={{ width | escape_html }}` is unquoted, so
+# "1 onload=..." becomes an attribute). Each is validated; every other key (filenames, isolated, ...)
+# is dropped.
+DIMENSION = re.compile(r"^\d{1,5}$")
+MAX_DIMENSION = 100_000
+
+
+def _dimension(value: Any) -> int | float | None:
+    """Return a width/height as a plain positive number, or None when it is anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and 0 <= value <= MAX_DIMENSION and value == value:
+        return value
+    if isinstance(value, str) and DIMENSION.match(value.strip()) and int(value) <= MAX_DIMENSION:
+        return int(value)
+    return None
+
+
+META_RULES = {
+    "width": _dimension,
+    "height": _dimension,
+    "unconfined": lambda v: v if isinstance(v, bool) else None,
+    "alt": lambda v: v[:1000] if isinstance(v, str) else None,  # printed quoted and escaped
+    "needs_background": lambda v: v if v in ("light", "dark") else None,
+}
+
+
+def _clean_meta_level(meta: dict) -> tuple[dict, bool]:
+    """Return (the validated template keys of one metadata level, whether a printed key was invalid)."""
+    kept, bad = {}, False
+    for key, rule in META_RULES.items():
+        if key in meta:
+            value = rule(meta[key])
+            if value is None:
+                bad = True
+            else:
+                kept[key] = value
+    return kept, bad
+
+
+def clean_output_metadata(output: NotebookNode) -> bool:
+    """Reduce an output's metadata to validated width/height/alt/unconfined/needs_background, per MIME type
+    and at the top level; drop everything else. Return whether a printed value was invalid (an attack)."""
+    meta = output.get("metadata")
+    if meta is None:
+        return False
+    if not isinstance(meta, dict):
+        output["metadata"] = {}
+        return True
+    clean, bad = _clean_meta_level(meta)
+    for mime, value in meta.items():
+        if "/" in mime and isinstance(value, dict):
+            kept, found = _clean_meta_level(value)
+            bad = bad or found
+            if kept:
+                clean[mime] = kept
+    output["metadata"] = nbformat.from_dict(clean)
+    return bad
 
 
 def _bleach(text: str) -> str:
@@ -502,34 +564,141 @@ def clean_markup(text: str, note: str = "") -> tuple[str, bool]:
     return text, False
 
 
+def _mime_text(value: Any) -> str:
+    """Return an output's MIME value as text (a list of lines joined; anything else as JSON)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return json.dumps(value)
+
+
 def clean_output(output: NotebookNode) -> bool:
     """Make one output inert in place; return whether it carried active content."""
+    active = clean_output_metadata(output)
     data = output.get("data")
     if not isinstance(data, dict):
-        return False
-    active = False
+        return active
+    quiet = False
     for mime in list(data):
-        if mime in DROP_MIMES:
+        if mime in QUIET_DROP_MIMES:
+            data.pop(mime)
+            quiet = True
+        elif mime in DROP_MIMES:
             data.pop(mime)
             active = True
         elif mime == "text/html" or mime == "text/markdown":
-            value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
-            safe, found = clean_markup(value, "" if mime == "text/markdown" else HTML_NOTE)
+            safe, found = clean_markup(_mime_text(data[mime]), "" if mime == "text/markdown" else HTML_NOTE)
             data[mime] = safe
             active = active or found
         elif mime == "text/latex":  # MathJax turns \href{javascript:...} into a link
-            value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
-            if BAD_URL.search(re.sub(r"[\x00-\x20]", "", html.unescape(value))):
+            if BAD_URL.search(re.sub(r"[\x00-\x20]", "", html.unescape(_mime_text(data[mime])))):
                 data.pop(mime)
                 active = True
         elif mime == "image/svg+xml":
-            value = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
+            value = _mime_text(data[mime])
             if ACTIVE.search(value) or re.search(r"href|foreignObject", value, re.IGNORECASE):
                 data.pop(mime)
                 active = True
     if not data:
-        data["text/plain"] = "[output removed: it contained script]"
+        data["text/plain"] = ("[output removed: it contained script]" if active or not quiet
+                              else "[widget: not shown outside JupyterLab]")
     return active
+
+
+# Cell metadata the templates read besides nbgrader's: highlight_code(metadata=...) takes magics_language
+# as a lexer name, raw cells print their source for raw_mimetype/format text/html, nbconvert's
+# transient.remove_source hides a cell, tags become class names, alt an attribute (quoted, escaped).
+CELL_META_DROP = ("magics_language", "transient", "raw_mimetype", "format")
+ATTACHMENT_MIMES = ("image/png", "image/jpeg", "image/gif")
+BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+# A 1x1 transparent PNG: what a markdown image shows when its attachment was removed or never existed
+# (nbconvert fails the whole page on a missing attachment).
+PLACEHOLDER_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+
+
+def clean_cell_metadata(cell: NotebookNode) -> bool:
+    """Drop or validate the cell metadata that templates read; return whether a tag or alt was not text."""
+    meta = cell.get("metadata")
+    if not isinstance(meta, dict):
+        cell["metadata"] = nbformat.from_dict({})
+        return True
+    for key in CELL_META_DROP:
+        meta.pop(key, None)
+    bad = False
+    if "tags" in meta:
+        tags = meta["tags"] if isinstance(meta["tags"], list) else []
+        kept = [t for t in tags if isinstance(t, str) and len(t) <= 200]
+        bad = len(kept) != len(tags) or not isinstance(meta["tags"], list)
+        meta["tags"] = kept
+    if "alt" in meta and not isinstance(meta["alt"], str):
+        meta.pop("alt")
+        bad = True
+    return bad
+
+
+def clean_notebook_metadata(nb: NotebookNode) -> None:
+    """Keep the notebook-level metadata templates read as plain text (a lexer name, a title)."""
+    info = nb.metadata.get("language_info")
+    if info is not None and (not isinstance(info, dict) or
+                             not all(isinstance(info.get(k, ""), str) for k in ("name", "pygments_lexer"))):
+        nb.metadata["language_info"] = nbformat.from_dict({"name": "python"})
+    if "title" in nb.metadata and not isinstance(nb.metadata["title"], str):
+        nb.metadata.pop("title")
+
+
+class _Recorder(dict):
+    """An attachments mapping that answers every name and remembers which were asked for."""
+
+    def __init__(self) -> None:
+        """Start with no name asked for."""
+        super().__init__()
+        self.asked: list[str] = []
+
+    def __contains__(self, name: object) -> bool:
+        """Every name is there (nbconvert then asks for it)."""
+        return True
+
+    def __getitem__(self, name: str) -> dict:
+        """Record the name; return a placeholder image."""
+        self.asked.append(name)
+        return {"image/png": PLACEHOLDER_PNG}
+
+
+def attachment_names(source: str) -> list[str]:
+    """Return the attachment names a markdown text refers to, as nbconvert's renderer looks them up."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    recorder = _Recorder()
+    MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=recorder)).render(source)
+    return recorder.asked
+
+
+def clean_attachments(cell: NotebookNode) -> bool:
+    """Keep only base64 PNG/JPEG/GIF attachments; give every name the markdown uses an image (a placeholder for
+    a removed or missing one, so rendering cannot fail). Return whether an attachment was removed."""
+    atts = cell.get("attachments")
+    removed = False
+    if atts is not None and not isinstance(atts, dict):
+        cell.pop("attachments")
+        atts, removed = None, True
+    for name, att in list((atts or {}).items()):
+        ok = isinstance(att, dict) and att and all(
+            m in ATTACHMENT_MIMES and isinstance(v, str) and BASE64.match(v) for m, v in att.items())
+        if not ok:
+            atts.pop(name)
+            removed = True
+    if "attachment:" in cell.source:
+        try:
+            names = attachment_names(cell.source)
+        except Exception:  # noqa: BLE001 - markdown nbconvert cannot render is shown as text
+            cell.source = INERT_NOTE + "<pre>" + html.escape(cell.source) + "</pre>\n"
+            names = []
+        for name in names:
+            cell.setdefault("attachments", nbformat.from_dict({}))
+            if name not in cell.attachments:
+                cell.attachments[name] = nbformat.from_dict({"image/png": PLACEHOLDER_PNG})
+    return removed
 
 
 class StripActiveContent(_Enabled):
@@ -539,18 +708,12 @@ class StripActiveContent(_Enabled):
         """Clean every markdown/raw cell and every output, and drop notebook widget state."""
         found = []
         nb.metadata.pop("widgets", None)
+        clean_notebook_metadata(nb)
         for cell in nb.cells:
+            active = clean_cell_metadata(cell)
             if cell.cell_type in ("markdown", "raw"):
-                cell.source, active = clean_markup(cell.source)
-                if cell.cell_type == "raw":
-                    cell.metadata.pop("format", None)
-                    cell.metadata.pop("raw_mimetype", None)
-                for name, att in list(cell.get("attachments", {}).items()):
-                    if any(m not in ("image/png", "image/jpeg", "image/gif") for m in att):
-                        cell.attachments.pop(name)
-                        active = True
-            else:
-                active = False
+                cell.source, markup = clean_markup(cell.source)
+                active = clean_attachments(cell) or markup or active
             for output in cell.get("outputs", []):
                 active = clean_output(output) or active
             if active:

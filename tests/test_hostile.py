@@ -47,6 +47,23 @@ HOSTILE_CODE = ("from IPython.display import HTML, Javascript, display\n"
                 "display({'image/svg+xml': '<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"window.pwned=3\"/>',"
                 " 'text/plain': 'svg'}, raw=True)")
 FULL_CODE = {nb: {k: v for k, v in ans.items() if k != "why"} for nb, ans in tc.FULL.items()}
+# Attributes through output metadata (templates print width/height unquoted; filenames and isolated
+# change what <img>/<iframe> load), a widget view, and a markdown cell whose attachments are an SVG with a
+# handler, a quote-breaking "image" and one that is missing (nbconvert fails a page on that).
+PNG = preprocessors.PLACEHOLDER_PNG
+HOSTILE_META_CODE = (
+    "from IPython.display import display\n"
+    f"png = {PNG!r}\n"
+    "display({'image/png': png, 'text/plain': 'png'}, metadata={'image/png': {'width': "
+    "'1 onload=alert(document.domain)//'}}, raw=True)\n"
+    "display({'image/jpeg': png}, metadata={'height': '1 onerror=window.pwned=4//', 'width': 'x onload=y'}, raw=True)\n"
+    f"display({{'image/png': png}}, metadata={{'filenames': {{'image/png': '{SENTINEL}/file.png'}}}}, raw=True)\n"
+    "display({'text/html': '<b>isolated</b>'}, metadata={'text/html': {'isolated': True}}, raw=True)\n"
+    "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'm', 'version_major': 2, "
+    "'version_minor': 0}, 'text/plain': 'a widget'}, raw=True)")
+HOSTILE_ATTACHMENTS = {"x.png": {"image/png": "AAA' onerror='window.pwned=6"},
+                       "y.svg": {"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg' onload='window.pwned=5'/>"}}
+HOSTILE_ATTACHED_MD = "Pictures: ![x](attachment:x.png) ![y](attachment:y.svg) ![z](attachment:missing.png)"
 
 
 def course_env(root: Path) -> dict[str, str]:
@@ -188,6 +205,12 @@ def make_submissions(root: Path) -> dict[str, tuple[float, str]]:
                                       "two": tc.FULL["two"]})
     nbs["one"].cells.insert(3, new_markdown_cell(HOSTILE_MD))
     nbs["one"].cells.insert(4, new_code_cell(HOSTILE_CODE))
+    meta_cell = new_code_cell(HOSTILE_META_CODE)
+    meta_cell.metadata.update(magics_language={"no": "lexer"}, tags=["t\" onmouseover=\"window.pwned=7"])
+    attached = new_markdown_cell(HOSTILE_ATTACHED_MD)
+    attached.attachments = HOSTILE_ATTACHMENTS
+    attached.metadata["transient"] = {"remove_source": True}
+    nbs["one"].cells[5:5] = [meta_cell, attached]
     nbs["one"].metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     save(root, "mallory", nbs)
     expect["mallory"] = (9, "ok")
@@ -524,6 +547,16 @@ def test_browser_check_sees_a_script_that_runs(tmp_path, sync_playwright_session
     effects, hits, _ = browse(sync_playwright_session, page.as_uri())
     assert effects == {"title": "pwned", "pwned": 1} and hits
     assert active_elements(page.read_text())
+    # An image's output metadata, rendered by nbconvert as it comes: the handler runs (a dialog) and the
+    # file it names is fetched.
+    from nbconvert.exporters import HTMLExporter
+
+    outs = [nbformat.v4.new_output("display_data", data={"image/png": PNG}, metadata=meta) for meta in (
+        {"image/png": {"width": "1 onload=alert(document.domain)//"}}, {"filenames": {"image/png": f"{SENTINEL}/f.png"}})]
+    nb = nbformat.v4.new_notebook(cells=[new_code_cell("x", outputs=outs)])
+    page.write_text(HTMLExporter(template_name="classic").from_notebook_node(nb)[0])
+    _, hits, _ = browse(sync_playwright_session, page.as_uri())
+    assert any(h.startswith("dialog:") for h in hits) and any(h.startswith(SENTINEL) for h in hits), hits
 
 
 @pytest.mark.slow
@@ -531,15 +564,27 @@ def test_autograded_copy_is_inert(graded):
     """The autograded notebook (what formgrader renders) holds no script, handler or JS output."""
     root, _, _ = graded
     nb = nbformat.read(root / "autograded" / "mallory" / A / "one.ipynb", as_version=4)
-    from nbconvert.filters.markdown import markdown2html
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-    pages = [markdown2html(c.source) for c in nb.cells if c.cell_type == "markdown"]
+    pages = [MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=c.get("attachments", {}))).render(
+        c.source) for c in nb.cells if c.cell_type == "markdown"]  # (how nbconvert renders a cell's markdown)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     pages += [o.get("data", {}).get("text/html", "") for o in outputs]
     assert [p for p in pages if active_elements(p)] == []
     assert not any(m in o.get("data", {}) for o in outputs for m in ("application/javascript", "image/svg+xml"))
     assert sum("shown as plain text" in p for p in pages) == 3  # markdown cell, answer cell, HTML output
     assert "widgets" not in nb.metadata and "Because." in cell(nb, "why").source
+    for out in outputs:  # of output metadata, only validated sizes and text are left
+        meta = out.get("metadata", {})
+        for level in [meta, *[v for v in meta.values() if isinstance(v, dict)]]:
+            assert not {"filenames", "isolated"} & set(level), meta
+            assert all(isinstance(level[k], (int, float)) for k in ("width", "height") if k in level), meta
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the images themselves stay
+    pictures = next(c for c in nb.cells if c.source == HOSTILE_ATTACHED_MD)
+    assert set(pictures.attachments) == {"x.png", "y.svg", "missing.png"}  # each name the markdown uses...
+    assert all(a == {"image/png": PNG} for a in pictures.attachments.values())  # ...is a placeholder now
+    assert "transient" not in pictures.metadata and not any("magics_language" in c.metadata for c in nb.cells)
 
 
 @pytest.mark.slow
@@ -593,6 +638,25 @@ def test_formgrader_page_runs_no_script(feedback, sync_playwright_session):
         effects, hits, text = browse(sync_playwright_session, url)
         assert effects["pwned"] is None and effects["title"] != "pwned" and hits == []
         assert "Because." in text
+        # An autograded copy graded before this configuration (or edited by hand): formgrader cleans it
+        # when it renders it (c.HTMLExporter.preprocessors in nbgrader_config.py).
+        path = root / "autograded" / "mallory" / A / "one.ipynb"
+        saved = path.read_bytes()
+        try:
+            stale = nbformat.read(path, as_version=4)
+            stale.cells.append(new_markdown_cell("Stale. " + HOSTILE_MD))
+            attached = new_markdown_cell(HOSTILE_ATTACHED_MD)
+            attached.attachments = HOSTILE_ATTACHMENTS
+            stale.cells.append(attached)
+            stale.cells.append(new_code_cell("x", outputs=[nbformat.v4.new_output(
+                "display_data", data={"image/png": PNG}, metadata={"image/png": {"width": "1 onload=window.pwned=9//"},
+                                                                   "filenames": {"image/png": f"{SENTINEL}/f.png"}})]))
+            nbformat.write(stale, path)
+            effects, hits, text = browse(sync_playwright_session, url)
+            assert effects["pwned"] is None and effects["title"] != "pwned" and hits == [], (effects, hits)
+            assert "Stale." in text and "Pictures:" in text
+        finally:
+            path.write_bytes(saved)
     finally:
         server.terminate()
         try:
