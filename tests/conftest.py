@@ -1,72 +1,49 @@
-"""Shared fixtures: offline mode, the repository root, and a notebook executor."""
+"""Shared fixtures: offline mode, the repository root, and the session's shared runs.
+
+Test modules import shared code from tests/support (never from this file). The session's expensive runs
+(released scratch courses, notebook executions, nbgrader validations) live in one ``jobs`` object
+(tests/support/jobs.py): each is done once and shared. Before the first test, every test module that
+defines ``prefetch(jobs, items)`` names what its selected tests will need, and background workers
+start on it while the other tests run.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # The course must work with no Hub: every test runs as a student without network would.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Kernels run beside each other (background workers, two autograde processes, the tests): one BLAS thread
+# each avoids the oversubscription that makes torch several times slower on a loaded machine (measured: 5x).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-
-@dataclass
-class Executed:
-    """A notebook after execution, the first error (if any) and the wall time."""
-
-    nb: nbformat.NotebookNode
-    error: CellExecutionError | None
-    seconds: float
-
-    def stderr(self) -> list[str]:
-        """Return every stderr text the notebook's cells wrote."""
-        return [out.get("text", "") for cell in self.nb.cells if cell.cell_type == "code"
-                for out in cell.get("outputs", []) if out.get("name") == "stderr"]
-
-    def images(self) -> list[str]:
-        """Return the base64 PNG images the notebook's cells displayed."""
-        return [out["data"]["image/png"] for cell in self.nb.cells if cell.cell_type == "code"
-                for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
-
-
-def execute_notebook(path: Path | str, timeout: int = 300, env: dict[str, str] | None = None,
-                     allow_errors: bool = False, cwd: Path | None = None) -> Executed:
-    """Execute a notebook top to bottom with nbclient and return it with its first error."""
-    path = Path(path)
-    nb = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    start = time.perf_counter()
-    error = None
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                                resources={"metadata": {"path": str(cwd or path.parent)}})
-        try:
-            client.execute()
-        except CellExecutionError as err:
-            error = err
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return Executed(nb, error, time.perf_counter() - start)
+from support import ROOT, Executed, execute_notebook  # noqa: E402,F401  (re-exported for older imports)
+from support.jobs import Jobs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def root() -> Path:
     """Return the repository root."""
     return ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def jobs(request, tmp_path_factory):
+    """Return the session's shared runs, with what the selected tests need already started (see above)."""
+    shared = Jobs(tmp_path_factory.mktemp("jobs"))
+    modules: dict[str, tuple] = {}
+    for item in request.session.items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "prefetch"):
+            modules.setdefault(module.__name__, (module, []))[1].append(item)
+    for module, items in modules.values():
+        module.prefetch(shared, items)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture(scope="session")

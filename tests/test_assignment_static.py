@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import submissions as sub
-from conftest import ROOT
+from support import ROOT
 
 SPECS = sub.SPECS
 NOTEBOOKS = [ROOT / "source" / name / f"{stem}.ipynb" for name, spec in SPECS.items() for stem in spec.notebooks]

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from course_tools import colab
-from conftest import ROOT
+from support import ROOT
 
 KERNEL = "colab-sim"
 

@@ -7,7 +7,7 @@ import shutil
 
 from course_tools import lab
 
-from conftest import ROOT
+from support import ROOT
 
 
 def test_student_view_keeps_only_validate(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import helpers
 from helpers import toy_data
 
-from conftest import ROOT
+from support import ROOT
 
 NEW_LECTURES = {
     "05_transformer_block.ipynb": {"layer_norm", "rope_rotate"},

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 from course_tools import cli, colab, publish
 
 STUDENT_URL = "https://github.com/someone/students"

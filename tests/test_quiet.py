@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 import helpers
-from conftest import execute_notebook
+from support import execute_notebook
 
 CELLS = [
     "import helpers\nhelpers.quiet()",

@@ -43,7 +43,7 @@ def test_show_ending_a_cell_displays_the_widget_once(tmp_path):
     pytest.importorskip("ipywidgets")
     import nbformat
 
-    from conftest import execute_notebook
+    from support import execute_notebook
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import helpers\nhelpers.show([1, 2, 3])")]
