@@ -85,6 +85,7 @@ def test_error_outside_a_course(tmp_path, no_course_env, capsys):
     assert "nbgrader_config.py" in err and "COURSE_ROOT" in err and str(tmp_path) in err
 
 
+@pytest.mark.slow
 def test_second_clone_is_untouched(tmp_path):
     """`course release` inside clone A writes A's release/ only, even with COURSE_ROOT naming clone B."""
     a, b = clone(tmp_path / "a"), clone(tmp_path / "b")
@@ -158,6 +159,7 @@ def test_grading_path_honours_cache_dir_and_limits(tmp_path, no_course_env, caps
 
 # ----------------------------------------------------------------------------------------- demo
 
+@pytest.mark.slow
 def test_demo_scratch_course_keeps_the_config_unchanged(tmp_path):
     """The demo's scratch course has this course's nbgrader_config.py byte for byte, and it loads
     without errors with every path pointing into the scratch course."""

@@ -15,10 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course_tools import cli, grade, sandbox
+from support.cli import course as run_course
+from support.grading import auto_scores, outputs
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_course as tc  # noqa: E402
@@ -29,13 +30,6 @@ NEEDS_ISOLATION = pytest.mark.skipif(not ISOLATED, reason=f"kernel isolation not
 
 BROKEN = {"one": {"double": "def double(x)\n    return 2 * x"}, "two": {"square": "def square(x):\n  return x*x"}}
 STUDENTS = {"alice": tc.FULL, "bob": tc.PARTIAL, "carol": {}, "dave": BROKEN}
-
-
-def run_course(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the `course` command on the course at ``root``."""
-    env = {**tc.env(), "COURSE_ROOT": str(root)}
-    return subprocess.run([sys.executable, "-m", "course_tools.cli", *args], cwd=root, env=env, text=True,
-                          capture_output=True, timeout=timeout)
 
 
 def free_port() -> int:
@@ -270,18 +264,6 @@ def hostile(tmp_path_factory):
     thread.join()
     server.close()
     return root, out, hits, before
-
-
-def outputs(root: Path, student: str, notebook: str) -> str:
-    """Return all text outputs of a student's autograded notebook."""
-    nb = nbformat.read(root / "autograded" / student / "tiny" / f"{notebook}.ipynb", as_version=4)
-    return "\n".join(o.get("text", "") + json.dumps(o.get("data", {})) + " ".join(o.get("traceback", []))
-                     for c in nb.cells for o in c.get("outputs", []))
-
-
-def auto_scores(root: Path, student: str) -> dict[str, float]:
-    """Return {grade cell: auto score} of a student."""
-    return {r[2]: r[3] for r in grade.gradebook_rows(root, "tiny") if r[0] == student}
 
 
 @pytest.mark.slow

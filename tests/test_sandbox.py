@@ -1,7 +1,8 @@
 """The grading sandbox against hostile submissions: `course grade` on a tiny course, then look at the host.
 
 Every test here needs what CI has (root, bubblewrap, cgroups); elsewhere they are skipped with the
-reason. Submissions are tiny notebooks (tests/fixtures/tiny_course.py) so the whole file stays fast.
+reason. Submissions are tiny notebooks (tests/fixtures/tiny_course.py); the tests that grade them
+are marked slow.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course_tools import grade, sandbox
+from support.cli import course as run_course
+from support.grading import auto_scores, outputs, results
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_course as tc  # noqa: E402
@@ -55,33 +57,9 @@ def need_cgroups() -> None:
         pytest.skip("needs root and writable cgroups (memory, pids, cpu): " + "; ".join(probe()["errors"]))
 
 
-def run_course(root: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `course` on the course at ``root``."""
-    full = {**tc.env(), "COURSE_ROOT": str(root), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "course_tools.cli", *args], cwd=root, env=full, text=True,
-                          capture_output=True, timeout=timeout)
-
-
-def outputs(root: Path, student: str, notebook: str = "one") -> str:
-    """Return all text outputs of a student's autograded notebook."""
-    nb = nbformat.read(root / "autograded" / student / "tiny" / f"{notebook}.ipynb", as_version=4)
-    return "\n".join(o.get("text", "") + json.dumps(o.get("data", {})) + " ".join(o.get("traceback", []))
-                     for c in nb.cells for o in c.get("outputs", []))
-
-
 def answer(code: str) -> dict:
     """Return a full submission whose `double` cell first runs ``code``."""
     return {**tc.FULL, "one": {**tc.FULL["one"], "double": code + "\ndef double(x):\n    return 2 * x"}}
-
-
-def results(root: Path) -> dict:
-    """Return results.json of the tiny assignment."""
-    return json.loads((root / "autograded" / grade.STATE_DIR / "tiny" / "results.json").read_text())
-
-
-def auto_scores(root: Path, student: str) -> dict:
-    """Return {grade cell: auto score} of a student."""
-    return {r[2]: r[3] for r in grade.gradebook_rows(root, "tiny") if r[0] == student}
 
 
 FULL_SCORES = {"test_double": 2, "test_reverse": 3, "test_square": 4, "why": None}
@@ -210,6 +188,7 @@ def hostile(tmp_path_factory):
     return root, out, right_after
 
 
+@pytest.mark.slow
 def test_reference_is_graded_normally(hostile):
     """Next to hostile neighbours, the reference submission gets its full score and status ok."""
     root, out, _ = hostile
@@ -217,6 +196,7 @@ def test_reference_is_graded_normally(hostile):
     assert auto_scores(root, "ref") == FULL_SCORES
 
 
+@pytest.mark.slow
 def test_no_process_outlives_grading(hostile):
     """A zombie leader with a live thread, a double fork, a PID-hopping chain and a SIGTERM ignorer: all gone."""
     root, _, right_after = hostile
@@ -227,6 +207,7 @@ def test_no_process_outlives_grading(hostile):
     assert _token_processes() == []
 
 
+@pytest.mark.slow
 def test_nothing_persists_in_host_temporary_directories(hostile):
     """Files written to /tmp, /var/tmp, /dev/shm, /run/lock (and home, cwd) never reach the host."""
     root, _, _ = hostile
@@ -236,6 +217,7 @@ def test_nothing_persists_in_host_temporary_directories(hostile):
     assert not list(root.rglob(f"left-{TOKEN}"))
 
 
+@pytest.mark.slow
 def test_sysv_ipc_and_unix_sockets_are_private(hostile):
     """SysV shared memory and abstract/file UNIX sockets are shared neither with the host nor a neighbour."""
     root, _, _ = hostile
@@ -249,6 +231,7 @@ def test_sysv_ipc_and_unix_sockets_are_private(hostile):
         probe_sock.connect("\0course-sub-" + TOKEN)
 
 
+@pytest.mark.slow
 def test_no_grader_descriptor_in_the_kernel(hostile):
     """The kernel holds no descriptor of the grader: not its log, not the gradebook, nothing of the course."""
     root, _, _ = hostile
@@ -260,6 +243,7 @@ def test_no_grader_descriptor_in_the_kernel(hostile):
     assert not any(t.endswith(".log") for t in fds.values())
 
 
+@pytest.mark.slow
 def test_only_allow_listed_variables_reach_the_kernel(hostile):
     """Credentials and connection strings in the grader's environment never reach student code."""
     root, _, _ = hostile
@@ -274,6 +258,7 @@ def test_only_allow_listed_variables_reach_the_kernel(hostile):
     assert "UID 0" not in text and int(text.split("UID ")[1].split()[0]) >= sandbox.UID_BASE
 
 
+@pytest.mark.slow
 def test_memory_hog_across_processes_is_stopped(hostile):
     """Four children of 250 MB each under a 700 MB submission limit: some are killed, the kernel goes on."""
     root, _, _ = hostile
@@ -292,6 +277,7 @@ for _ in range(150):
 time.sleep(3)'''
 
 
+@pytest.mark.slow
 def test_cpu_hogging_neighbour_does_not_change_the_reference(tmp_path):
     """150 spinning processes in one submission leave the reference next to it (--workers 2) unchanged."""
     need_cgroups()
@@ -309,6 +295,7 @@ ROOTED = '''import os
 open("/tmp/ran-as-{uid}-" + {token!r}, "w").write(str(os.getuid()))'''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, failure", [("strict", "bind"), ("auto", "cgroup")])
 def test_broken_isolation_step_fails_closed(tmp_path, mode, failure):
     """A failing sandbox step (strict, or auto after the probe said yes) runs nothing: status error, reason given."""
@@ -338,6 +325,7 @@ def test_probe_lists_each_guarantee(tmp_path):
     assert out.returncode == (0 if probe()["isolation"] else 1)
 
 
+@pytest.mark.slow
 def test_policy_lists_only_what_a_kernel_needs(tmp_path):
     """The policy binds Python, helpers and the model caches read-only, and never the course root."""
     root = tc.build_course(tmp_path / "course")
