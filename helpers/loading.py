@@ -26,7 +26,7 @@ from .device import DeviceInfo, detect_device
 from .resolve import ModelSource, resolve_model
 
 QUANTIZATIONS = ("auto", "8bit", "4bit", "none")
-TASKS = ("causal-lm", "encoder", "sequence-classification", "masked-lm")
+TASKS = ("causal-lm", "encoder", "sequence-classification", "token-classification", "masked-lm")
 HEADROOM = 1.2  # weights x this, plus RESERVE, must fit into free memory for 16-bit
 RESERVE = 1 << 30  # bytes kept free for activations, the KV cache and the CUDA context
 STATIC_CACHE_MIN_PARAMS = 1_000_000_000  # below this, compiling the static cache costs more than it saves
@@ -121,6 +121,7 @@ def _auto_class(task: str):
 
     classes = {"causal-lm": transformers.AutoModelForCausalLM, "encoder": transformers.AutoModel,
                "sequence-classification": transformers.AutoModelForSequenceClassification,
+               "token-classification": transformers.AutoModelForTokenClassification,
                "masked-lm": transformers.AutoModelForMaskedLM}
     if task not in classes:
         raise ValueError(f"Unknown task {task!r}: use one of {', '.join(TASKS)}.")
@@ -140,7 +141,8 @@ def count_parameters_from_config(location: str, task: str = "causal-lm") -> int:
 
 # Task heads created fresh at load time: they hold no quantized weights to load, so keep them in
 # ordinary layers (and they are trained in full precision in QLoRA anyway).
-HEAD_MODULES = {"sequence-classification": ["classifier", "score", "pre_classifier"]}
+HEAD_MODULES = {"sequence-classification": ["classifier", "score", "pre_classifier"],
+                "token-classification": ["classifier", "score"]}
 
 
 def quantization_config(plan: LoadPlan, task: str = "causal-lm"):

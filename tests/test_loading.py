@@ -63,6 +63,15 @@ def test_sequence_classification_head():
     assert logits.shape == (2, 3)
 
 
+def test_token_classification_head():
+    labels = ["O", "B-PER", "I-PER"]
+    tokenizer, model, report = helpers.load_model("encoder", task="token-classification", num_labels=3, verbose=False,
+                                                  id2label=dict(enumerate(labels)))
+    batch = tokenizer([["Ada", "wrote"], ["hello"]], is_split_into_words=True, return_tensors="pt", padding=True)
+    assert report.task == "token-classification" and model.config.id2label[1] == "B-PER"
+    assert model(**batch).logits.shape == (*batch["input_ids"].shape, 3)
+
+
 def test_unknown_task():
     with pytest.raises(ValueError, match="Unknown task"):
         helpers.load_model("encoder", task="translation", verbose=False)
