@@ -59,7 +59,9 @@ c.Autograde.sanitize_preprocessors = [
 # unchanged) and before the notebook is written, so the autograded copy that formgrader renders
 # and feedback is made from holds no script from the submission.
 c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute",
+    # nbgrader's Execute with outputs bounded in bytes as they arrive (course.toml grade_max_output,
+    # grade_max_cell_output, grade_max_notebook_output; course_tools/outputs.py).
+    "course_tools.outputs.BoundedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

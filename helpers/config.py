@@ -62,6 +62,11 @@ class CourseConfig:
     grade_memory: str = "6G"  # address-space limit per kernel
     grade_cpu: int = 1800  # CPU seconds per kernel
     grade_pids: int = 256  # processes/threads per kernel
+    # Output a grading kernel may leave in the autograded notebook, in bytes, counted as it arrives
+    # (course_tools/outputs.py); what does not fit is cut, with a note saying how much.
+    grade_max_output: str = "512K"  # one output (a stream of a cell, a display, a result)
+    grade_max_cell_output: str = "1M"  # all outputs of one cell
+    grade_max_notebook_output: str = "2M"  # all outputs of one notebook
     # `course collect` caps, checked before anything is unpacked.
     collect_max_notebook: str = "20M"
     collect_max_total: str = "2G"
@@ -143,7 +148,8 @@ def course_config(root: str | os.PathLike | None = None) -> CourseConfig:
         if os.environ.get(ENV_PREFIX + name.upper())
     }
     config = replace(config, **overrides)
-    for size in ("grade_memory", "collect_max_notebook", "collect_max_total"):
+    for size in ("grade_memory", "collect_max_notebook", "collect_max_total", "grade_max_output",
+                 "grade_max_cell_output", "grade_max_notebook_output"):
         try:  # a typo in a size should fail here, not halfway through a grading run
             parse_size(getattr(config, size))
         except ValueError as err:
