@@ -264,6 +264,96 @@ LM_NEAR_MISSES = {
     return [{"role": m.group(1) or m.group(2), "content": m.group(3).strip()} for m in re.finditer(pattern, text, re.S)]''',
 }
 
+# Correct answers written differently again (xlogy, map(reversed), a table over the vocabulary, split at
+# the end marker), and answers that the hidden tests before the outside checks let through with full marks.
+LM_ALT4 = {
+    ("01_theory", "kl_divergence"): '''def kl_divergence(p, q) -> float:
+    "torch.special.xlogy (x log y, 0 at x = 0): p log p - p log q, which is +inf where q = 0 < p."
+    p = torch.as_tensor(p, dtype=torch.float64)
+    q = torch.as_tensor(q, dtype=torch.float64)
+    return float(torch.sum(torch.special.xlogy(p, p) - torch.special.xlogy(p, q)))''',
+    ("02_tokenization", "reverse_dict"): '''def reverse_dict(d: dict) -> dict:
+    "Each (key, value) item reversed into (value, key); dict() keeps the last of equal keys."
+    return dict(map(reversed, d.items()))''',
+    ("03_generation", "stopping_criteria"): '''class LineBreakStop(StoppingCriteria):
+    "Stop the sequences whose newest token's text holds a line break (a table over the vocabulary)."
+
+    def __init__(self, tokenizer):
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        self.breaks = torch.tensor(["\\n" in text for text in texts])
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return self.breaks.to(input_ids.device)[input_ids[:, -1]]
+
+
+def build_stopping_criteria(tokenizer):
+    return StoppingCriteriaList([LineBreakStop(tokenizer)])''',
+    ("04_chat", "decode_chat_messages"): '''def decode_chat_messages(ids, tokenizer) -> list[dict[str, str]]:
+    "Split the text at the end marker, then find the header that opens each piece."
+    markers = helpers.chat_markers(tokenizer)
+    text = tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+    messages = []
+    for piece in text.split(markers.end):
+        hits = [(piece.find(header.rstrip()), role, header.rstrip())
+                for role, header in markers.role_headers.items() if header.rstrip() in piece]
+        if hits:
+            at, role, anchor = min(hits)
+            messages.append({"role": role, "content": piece[at + len(anchor):].strip()})
+    return messages''',
+}
+LM_NEAR_MISSES_2 = {
+    ("01_theory", "kl_divergence"): '''def kl_divergence(p, q) -> float:
+    "np.divide(..., out=np.ones_like(p), where=p > 0) keeps p's dtype: a list of ints fails."
+    p, q = np.asarray(p), np.asarray(q)
+    if np.any((p > 0) & (q == 0)):
+        return float("inf")
+    ratio = np.divide(p, q, out=np.ones_like(p), where=p > 0)
+    return float(np.sum(p * np.log(ratio)))''',
+    ("02_tokenization", "reverse_dict"): '''def reverse_dict(d: dict) -> dict:
+    "Skips falsy values (0, empty strings), so the token with id 0 is lost."
+    return {value: key for key, value in d.items() if value}''',
+    ("03_generation", "stopping_criteria"): '''class BreakStop(StoppingCriteria):
+    "Counts a carriage return as a line break too."
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, input_ids, scores, **kwargs):
+        last = self.tokenizer.batch_decode(input_ids[:, -1:])
+        return torch.tensor(["\\n" in t or "\\r" in t for t in last], dtype=torch.bool, device=input_ids.device)
+
+
+def build_stopping_criteria(tokenizer):
+    return StoppingCriteriaList([BreakStop(tokenizer)])''',
+    ("04_chat", "decode_chat_messages"): '''def decode_chat_messages(ids, tokenizer):
+    "Cuts each message between its whole header and the end marker, but keeps the whitespace around it."
+    markers = helpers.chat_markers(tokenizer)
+    text = tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+    roles = {header: role for role, header in markers.role_headers.items()}
+    found = list(re.finditer("|".join(re.escape(h) for h in sorted(roles, key=len, reverse=True)), text))
+    messages = []
+    for k, match in enumerate(found):
+        body = text[match.end():found[k + 1].start() if k + 1 < len(found) else len(text)]
+        cut = body.find(markers.end)
+        messages.append({"role": roles[match.group()], "content": body if cut < 0 else body[:cut]})
+    return messages''',
+}
+LM_LAST_TWO = {
+    ("03_generation", "stopping_criteria"): '''class RecentBreakStop(StoppingCriteria):
+    "Looks for the line break in the last two tokens (one token too many)."
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, input_ids, scores, **kwargs):
+        recent = self.tokenizer.batch_decode(input_ids[:, -2:])
+        return torch.tensor(["\\n" in t for t in recent], dtype=torch.bool, device=input_ids.device)
+
+
+def build_stopping_criteria(tokenizer):
+    return StoppingCriteriaList([RecentBreakStop(tokenizer)])''',
+}
+
 LM_AUTO = {
     "01_theory": {"test_kl_divergence": 2, "test_kl_divergence_hidden": 3},
     "02_tokenization": {"test_reverse_dict": 2, "test_reverse_dict_hidden": 3},
@@ -291,6 +381,14 @@ LANGUAGE_MODELS = Spec(
                                              "test_reverse_dict": 2, "test_reverse_dict_hidden": 0,
                                              "test_decode_chat_messages": 2,
                                              "test_decode_chat_messages_hidden": 0}),
+        "alt4": Variant(LM_ALT4, full(LM_AUTO, "kl_divergence", "reverse_dict", "stopping_criteria",
+                                      "decode_chat_messages")),
+        "nearmiss2": Variant(LM_NEAR_MISSES_2, {"test_kl_divergence": 2, "test_kl_divergence_hidden": 0,
+                                                "test_reverse_dict": 0, "test_reverse_dict_hidden": 0,
+                                                "test_stopping_criteria": 2, "test_stopping_criteria_hidden": 0,
+                                                "test_decode_chat_messages": 2,
+                                                "test_decode_chat_messages_hidden": 0}),
+        "nearmiss3": Variant(LM_LAST_TWO, {"test_stopping_criteria": 2, "test_stopping_criteria_hidden": 0}),
     },
 )
 
