@@ -45,13 +45,17 @@ REQUIRED_TAGS: dict[str, set[str]] = {
     "02_bert_embeddings.ipynb": {"check-param-count", "check-bank-embedding-layer"},
     "03_attention_heads.ipynb": {"check-attention", "check-masked-row"},
     "04_fine_tuning.ipynb": {"check-lora", "check-baseline", "check-reload", "check-kbit"},
+    "09_decoding_evaluation.ipynb": {"check-greedy-miss", "check-beam-search", "check-length-penalty", "check-bleu",
+                                     "check-rouge", "check-perplexity", "check-held-out", "check-multiple-choice"},
 }
-# The autograded exercises of each lecture and their points (other lectures need at least one).
+# The autograded exercises of each lecture and their points, test_<id> and test_<id>_hidden together (other
+# lectures need at least one).
 EXERCISES: dict[str, dict[str, int]] = {
     "01_huggingface_tour.ipynb": {"sequence_log_prob": 3, "nucleus_filter": 3},
     "02_bert_embeddings.ipynb": {"word_vector": 3, "semantic_search": 2},
     "03_attention_heads.ipynb": {"attention": 3, "previous_token_score": 2},
     "04_fine_tuning.ipynb": {"f1_by_hand": 2, "lora_trainable_parameters": 2},
+    "09_decoding_evaluation.ipynb": {"ngram_precision": 3, "pick_answers": 3},
 }
 NBGRADER_KEYS = {"schema_version", "grade", "locked", "solution", "task", "grade_id", "points", "checksum",
                  "cell_type"}
@@ -108,7 +112,11 @@ def _ends_with_expression(source: str) -> bool:
 
 
 def exercises_of(nb) -> dict[str, int]:
-    """Return {exercise grade_id: points of its test cell} of a source notebook, checking the pairs."""
+    """Return {exercise grade_id: points of its test cells} of a source notebook, checking the pairs.
+
+    An exercise has one test cell ``test_<id>`` (visible asserts) and may have a second, ``test_<id>_hidden``
+    (hidden checks only), as in the graded assignments.
+    """
     found = {}
     for cell in nb.cells:
         meta = _nbgrader(cell)
@@ -116,8 +124,15 @@ def exercises_of(nb) -> dict[str, int]:
             gid = meta["grade_id"]
             test = [c for c in nb.cells if _nbgrader(c).get("grade_id") == f"test_{gid}"]
             assert len(test) == 1, f"answer cell {gid!r} needs exactly one test cell 'test_{gid}'"
-            found[gid] = _nbgrader(test[0])["points"]
+            hidden = [c for c in nb.cells if _nbgrader(c).get("grade_id") == f"test_{gid}_hidden"]
+            found[gid] = sum(_nbgrader(c)["points"] for c in test + hidden)
     return found
+
+
+def graded_cells_of(nb) -> dict[str, int]:
+    """Return {test cell grade_id: points} of a source notebook."""
+    return {_nbgrader(c)["grade_id"]: _nbgrader(c)["points"] for c in nb.cells
+            if _nbgrader(c).get("grade") and not _nbgrader(c).get("solution")}
 
 
 def hidden_lines(nb) -> list[str]:
@@ -183,7 +198,8 @@ def test_source_exercises_are_real(path: Path):
             assert "### BEGIN HIDDEN TESTS" in cell.source and "### END HIDDEN TESTS" in cell.source, (
                 f"{path.name} {gid}: add hidden tests for the edge cases")
             visible = HIDDEN.sub("", cell.source)
-            assert "assert " in visible, f"{path.name} {gid}: the student needs visible asserts"
+            if not gid.endswith("_hidden"):  # a test_<id>_hidden cell holds hidden checks only
+                assert "assert " in visible, f"{path.name} {gid}: the student needs visible asserts"
             for part, code in (("with", cell.source), ("without", visible)):
                 assert not _ends_with_expression(code), (
                     f"{path.name} {gid}: the test cell ({part} its hidden tests) ends with an expression, "
@@ -331,8 +347,8 @@ def test_lectures_are_graded_by_nbgrader(course: Path):
         out = proc.communicate()[0]
         assert proc.returncode == 0, f"nbgrader autograde failed ({proc.returncode}):\n{out[-3000:]}"
 
-    points = {f"{p.stem}/test_{gid}": pts for p in SOURCES
-              for gid, pts in exercises_of(nbformat.read(p, as_version=4)).items()}
+    points = {f"{p.stem}/{gid}": pts for p in SOURCES
+              for gid, pts in graded_cells_of(nbformat.read(p, as_version=4)).items()}
     ref, blank = _scores(course, "ref"), _scores(course, "blank")
     print(f"lectures: reference {ref['_total']} of {ref['_max']}, blank {blank['_total']}")
     assert ref["_max"] == sum(points.values()), (ref, points)
@@ -343,7 +359,7 @@ def test_lectures_are_graded_by_nbgrader(course: Path):
 
     for path in SOURCES:
         nb = nbformat.read(course / "autograded" / "blank" / LECTURES / path.name, as_version=4)
-        tests = {f"test_{gid}" for gid in exercises_of(nbformat.read(path, as_version=4))}
+        tests = set(graded_cells_of(nbformat.read(path, as_version=4)))
         errors = [(_nbgrader(c).get("grade_id"), o["ename"]) for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []) if o["output_type"] == "error"]
         wrong = [(gid, ename) for gid, ename in errors if ename != "NotImplementedError" or gid not in tests]
