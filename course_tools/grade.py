@@ -164,7 +164,8 @@ def preconditions(root: Path, assignment: str) -> str | None:
         changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
         if changed:
             return (f"source/{assignment}/{path.name} changed since it was released (cells "
-                    f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): {release.replace(' first', ' again')}")
+                    f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): "
+                    f"{release.replace(' first', ' again')}")
     return None
 
 
@@ -239,7 +240,8 @@ def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", 
     uid = _kernel_uid() if os.geteuid() == 0 else None
     off = opts.sandbox == "off"
     limits = sandbox.Limits(memory=0, cpu_seconds=0, fsize=0, pids=0) if off else \
-        sandbox.Limits(memory=opts.memory, cpu_seconds=opts.cpu, fsize=opts.fsize, pids=opts.pids, cpus=opts.cpus or 0.0)
+        sandbox.Limits(memory=opts.memory, cpu_seconds=opts.cpu, fsize=opts.fsize, pids=opts.pids,
+                       cpus=opts.cpus or 0.0)
     run = SandboxRun(uid=uid, report=tmp / "sandbox-failures.jsonl")
     if uid is not None:
         tmp.chmod(0o711)  # the kernel's uid passes through to its socket folder; it cannot list or read the rest
@@ -265,7 +267,8 @@ def sandbox_setup(tmp: Path, root: Path, opts: GradeOptions, student: str = "", 
 
 PREFLIGHT = """import json, os, sys
 import ipykernel, helpers
-print(json.dumps({"uid": os.getuid(), "course_visible": os.path.exists(os.path.join(sys.argv[1], "nbgrader_config.py"))}))
+visible = os.path.exists(os.path.join(sys.argv[1], "nbgrader_config.py"))
+print(json.dumps({"uid": os.getuid(), "course_visible": visible}))
 """
 
 
@@ -390,7 +393,8 @@ def _grade_attempts(root: Path, assignment: str, student: str, opts: GradeOption
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(var, str(opts.kernel_threads))
     # A submission graded only in part before (a notebook that failed) is graded again from scratch.
-    force = opts.force or ((root / "autograded" / student / assignment).is_dir() and not is_done(root, assignment, student))
+    partial = (root / "autograded" / student / assignment).is_dir() and not is_done(root, assignment, student)
+    force = opts.force or partial
     rc, timed_out, text, result.attempts = _autograde(root, assignment, student, opts, box, env, log, force, [],
                                                       start + opts.timeout)
     result.returncode = rc

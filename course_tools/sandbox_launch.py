@@ -348,7 +348,8 @@ def has_children(pid: int) -> bool:
 # paths are bound back (read-only, the socket folder read-write). Host permissions stay as they are.
 
 CLONE_NEWNS = 0x00020000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
 SETUP_HINT = "apt-get install bubblewrap, or use a Python every user may read (e.g. a venv from /usr/bin/python3)"
 
@@ -389,7 +390,8 @@ def blocked_folders(path: str, uid: int, gid: int) -> list[str]:
     return found
 
 
-def private_mounts(needed: dict[str, bool], hide: list[str], uid: int, gid: int, inject: str | None = None) -> list[str]:
+def private_mounts(needed: dict[str, bool], hide: list[str], uid: int, gid: int,
+                   inject: str | None = None) -> list[str]:
     """Cover ``hide`` and every folder ``uid`` cannot pass on the way to a needed path with an empty tmpfs,
     in a new mount namespace, and bind the needed paths (path -> writable) back; return the covered folders.
 
@@ -502,7 +504,8 @@ def plain_start(policy: dict, command: list[str]) -> None:
         tmp = _private_dir(sock, "tmp")
         env.update(HOME=home, TMPDIR=tmp)
         if "MPLCONFIGDIR" in env:
-            env["MPLCONFIGDIR"] = os.path.join(home, os.path.relpath(env["MPLCONFIGDIR"], policy.get("home", "/home/student")))
+            rel = os.path.relpath(env["MPLCONFIGDIR"], policy.get("home", "/home/student"))
+            env["MPLCONFIGDIR"] = os.path.join(home, rel)
         cwd = _private_dir(sock, "work")
         for rel, fd in work:
             os.makedirs(os.path.dirname(os.path.join(cwd, rel)), mode=0o700, exist_ok=True)

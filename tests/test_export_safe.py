@@ -53,7 +53,8 @@ def test_export_cells_are_never_formulas_and_names_round_trip(tmp_path, run_coll
     hostile = {"=1+2": ("+SUM(A1:A9)", "@cmd"), "mallory": ("-2+3", "\tTAB"), "carol": ("\rCR", "Smith")}
     for student, (first, last) in hostile.items():
         done = subprocess.run([sys.executable, "-m", "nbgrader", "db", "student", "add", student,
-                               f"--first-name={first}", f"--last-name={last}"], cwd=root, capture_output=True, text=True)
+                               f"--first-name={first}", f"--last-name={last}"], cwd=root, capture_output=True,
+                              text=True)
         assert done.returncode == 0, done.stderr
     monkeypatch.chdir(root)
     to = tmp_path / "grades.csv"
