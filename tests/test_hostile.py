@@ -552,7 +552,8 @@ def test_browser_check_sees_a_script_that_runs(tmp_path, sync_playwright_session
     from nbconvert.exporters import HTMLExporter
 
     outs = [nbformat.v4.new_output("display_data", data={"image/png": PNG}, metadata=meta) for meta in (
-        {"image/png": {"width": "1 onload=alert(document.domain)//"}}, {"filenames": {"image/png": f"{SENTINEL}/f.png"}})]
+        {"image/png": {"width": "1 onload=alert(document.domain)//"}},
+        {"filenames": {"image/png": f"{SENTINEL}/f.png"}})]
     nb = nbformat.v4.new_notebook(cells=[new_code_cell("x", outputs=outs)])
     page.write_text(HTMLExporter(template_name="classic").from_notebook_node(nb)[0])
     _, hits, _ = browse(sync_playwright_session, page.as_uri())
