@@ -160,6 +160,10 @@ def test_new_lecture_exercises(name):
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade"):
             source = cell.source
-            visible = source.split("### BEGIN HIDDEN TESTS")[0]
-            assert "type(" in source.split("### BEGIN HIDDEN TESTS")[1], f"{meta['grade_id']}: check exact types"
+            hidden = source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            visible = source.replace(hidden, "")
+            if "answer(" in hidden:  # decided outside the kernel: the hidden block reports, it asserts nothing
+                assert "assert " not in hidden, f"{meta['grade_id']}: hand answers to the grader, do not assert"
+            else:  # TRANSITION: in-kernel hidden tests not converted yet
+                assert "type(" in hidden, f"{meta['grade_id']}: check exact types"
             assert "assert " in visible and "print(" in visible, meta["grade_id"]
