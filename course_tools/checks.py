@@ -429,6 +429,9 @@ def tampering(source: str) -> list[str]:
             names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             if any(n.split(".")[0] in ("ctypes", "gc", "inspect") for n in names):
                 found.append(f"import of {', '.join(n for n in names if n.split('.')[0] in ('ctypes', 'gc', 'inspect'))}")
+        if isinstance(node, ast.ImportFrom) and node.module == "helpers.checks" or (
+                isinstance(node, ast.Attribute) and node.attr in ("_BASELINE", "capture_baseline", "ANSWER_MIME")):
+            found.append("the course's answer channel (helpers.checks)")
         if isinstance(node, ast.Name) and node.id in ("get_ipython", "__builtins__"):
             found.append(f"{node.id}")
     return sorted(set(found))

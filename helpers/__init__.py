@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING
 from .config import CourseConfig, course_config
 from .quiet import grading_mode, quiet  # importing it silences the known library notices; the name
 # `quiet` is the function, not the submodule
+from .checks import capture_baseline as _capture_baseline
+
+# The kernel's cell hooks as the course's setup cell left them: answers to hidden checks report what was
+# added since (helpers/checks.py), so the grader's runtime check ignores what the grading machinery installs.
+_capture_baseline()
 
 # Each public name and the submodule that defines it.
 _LAZY = {

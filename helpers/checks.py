@@ -136,23 +136,41 @@ def answer(check: str, value: Any | Callable[[], Any], **options: Any) -> None:
     display({ANSWER_MIME: document, "text/plain": f"[answer for the grader: {check}]"}, raw=True)
 
 
-def kernel_state() -> dict:
-    """Return how many hooks the kernel has that can rewrite or watch cells (compared with the reference's:
-    a difference is reported to the instructor; it changes no grade, the outside comparison does that)."""
-    state: dict[str, Any] = {"trace": sys.gettrace() is not None, "profile": sys.getprofile() is not None}
+_BASELINE: dict | None = None
+
+
+def _hook_counts() -> dict:
+    """Return how many input transformers, AST transformers and event callbacks the kernel has now."""
     try:
         from IPython import get_ipython
 
         shell = get_ipython()
     except ImportError:
         shell = None
-    if shell is not None:
-        state["input_transformers"] = len(getattr(shell, "input_transformers_cleanup", [])) + len(
-            getattr(shell, "input_transformers_post", []))
-        state["ast_transformers"] = len(getattr(shell, "ast_transformers", []))
-        callbacks = getattr(getattr(shell, "events", None), "callbacks", {})
-        state["events"] = {name: len(funcs) for name, funcs in sorted(callbacks.items())}
-    return state
+    if shell is None:
+        return {}
+    callbacks = getattr(getattr(shell, "events", None), "callbacks", {})
+    return {"input_transformers": len(getattr(shell, "input_transformers_cleanup", [])) +
+            len(getattr(shell, "input_transformers_post", [])),
+            "ast_transformers": len(getattr(shell, "ast_transformers", [])),
+            **{f"events.{name}": len(funcs) for name, funcs in sorted(callbacks.items())}}
+
+
+def capture_baseline() -> None:
+    """Remember the kernel's hooks as they are now (the first call wins: ``import helpers`` makes it)."""
+    global _BASELINE
+    if _BASELINE is None:
+        _BASELINE = _hook_counts()
+
+
+def kernel_state() -> dict:
+    """Return the hooks that can rewrite or watch cells added since ``capture_baseline``, and whether a
+    tracer or profiler is set. The grader compares this with the reference's: a difference is reported to
+    the instructor; it changes no grade (the outside comparison of the answers does that)."""
+    capture_baseline()
+    now = _hook_counts()
+    added = {key: count - _BASELINE.get(key, 0) for key, count in now.items() if count != _BASELINE.get(key, 0)}
+    return {"trace": sys.gettrace() is not None, "profile": sys.getprofile() is not None, "added": added}
 
 
 def raised(function: Callable[[], Any]) -> str | None:

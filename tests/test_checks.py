@@ -123,6 +123,8 @@ def test_encode_refuses_huge_answers():
     ("class T(torch.Tensor):\n    pass\nT.__eq__ = lambda a, b: True", "T.__eq__ replaced"),
     ("import os\nos._exit(0)", "os._exit"),
     ("import ctypes", "ctypes"),
+    ("from helpers.checks import answer\nanswer('x', 1)", "answer channel"),
+    ("import helpers.checks\nhelpers.checks._BASELINE = {}", "answer channel"),
 ])
 def test_tampering_is_found(source, construct):
     found = checks.tampering(source)
@@ -203,9 +205,9 @@ def test_tampering_in_an_answer_cell_is_an_event(tmp_path):
 
 
 def test_changed_kernel_hooks_are_an_event(tmp_path):
-    config = _course(tmp_path, {"t": {"checks": [doc("x", 1)], "kernel": {"ast_transformers": 0}}})
+    config = _course(tmp_path, {"t": {"checks": [doc("x", 1)], "kernel": {"added": {}}}})
     hooked = doc("x", 1)
-    hooked["kernel"] = {"ast_transformers": 1}
+    hooked["kernel"] = {"added": {"ast_transformers": 1}}
     nb = nbformat.v4.new_notebook()
     nb.cells = [_test_cell("t", [_answer_output(hooked)])]
     checks.OutsideChecks(config=config).preprocess(nb, _resources())
