@@ -368,3 +368,46 @@ def test_lectures_are_graded_by_nbgrader(course: Path):
                  if ename not in ("NotImplementedError", FAILED) or gid not in tests]
         assert not wrong, f"notebooks/{path.name}: errors other than an exercise's NotImplementedError: {wrong}"
         assert {gid for gid, _ in errors} == tests, f"notebooks/{path.name}: every test cell should fail untouched"
+
+
+# ---------------------------------------------------------------- scripted answers, graded outside the kernel
+
+
+def _lecture_variants() -> dict:
+    """Return tests/lecture_variants.py's scripted students per lecture notebook (stem)."""
+    from lecture_variants import LECTURE_VARIANTS
+
+    return LECTURE_VARIANTS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(_lecture_variants()))
+def test_lecture_answers_are_graded_by_their_hidden_checks(course: Path, stem: str):
+    """One lecture's scripted students, executed and graded by nbgrader: the reference answers and the correct
+    alternatives keep every point, each wrong answer scores exactly what its Variant says (the hidden checks
+    are decided by the grader, from the answers recorded in expected/, not by asserts in the kernel)."""
+    import subprocess
+    import sys
+
+    import submissions as sub
+    from course_tools.environment import nbgrader_env
+
+    points = graded_cells_of(nbformat.read(SOURCE / f"{stem}.ipynb", 4))
+    reference = {(stem, gid): text for gid, text in sub.reference_answers(SOURCE)[stem].items()}
+    students = {"ref": sub.Variant(reference, points), **_lecture_variants()[stem]}
+    prefix = stem.split("_")[0]
+    for name, variant in students.items():
+        nbs = {stem: nbformat.read(course / "notebooks" / f"{stem}.ipynb", as_version=4)}
+        for (_, gid), text in variant.sources.items():
+            sub.set_source(nbs, stem, gid, text)
+        sub.submit(course, f"{prefix}-{name}", nbs, assignment=LECTURES)
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", LECTURES, "--student", f"{prefix}-*",
+                           "--Execute.iopub_timeout=60"], cwd=course, text=True, capture_output=True,
+                          env=nbgrader_env(COURSE_ROOT=str(course), HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, (
+        f"nbgrader autograde failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    found = {name: {gid: _scores(course, f"{prefix}-{name}")[f"{stem}/{gid}"] for gid in points} for name in students}
+    print(f"{stem}: {found}")
+    wrong = {name: (found[name], variant.expected) for name, variant in students.items()
+             if found[name] != {**points, **variant.expected}}
+    assert not wrong, f"{stem}: scores (found, expected) differ: {wrong}"
