@@ -47,6 +47,8 @@ REQUIRED_TAGS: dict[str, set[str]] = {
     "04_fine_tuning.ipynb": {"check-lora", "check-baseline", "check-reload", "check-kbit"},
     "09_decoding_evaluation.ipynb": {"check-greedy-miss", "check-beam-search", "check-length-penalty", "check-bleu",
                                      "check-rouge", "check-perplexity", "check-held-out", "check-multiple-choice"},
+    "10_token_tasks_seq2seq.ipynb": {"check-data", "check-alignment", "check-seqeval", "check-pipeline",
+                                     "check-teacher-forcing", "check-greedy", "check-beam", "check-exposure-bias"},
 }
 # The autograded exercises of each lecture and their points, test_<id> and test_<id>_hidden together (other
 # lectures need at least one).
@@ -56,6 +58,7 @@ EXERCISES: dict[str, dict[str, int]] = {
     "03_attention_heads.ipynb": {"attention": 3, "previous_token_score": 2},
     "04_fine_tuning.ipynb": {"f1_by_hand": 2, "lora_trainable_parameters": 2},
     "09_decoding_evaluation.ipynb": {"ngram_precision": 3, "pick_answers": 3},
+    "10_token_tasks_seq2seq.ipynb": {"align_labels": 3, "entity_spans": 3, "shift_right": 3},
 }
 NBGRADER_KEYS = {"schema_version", "grade", "locked", "solution", "task", "grade_id", "points", "checksum",
                  "cell_type"}
