@@ -68,6 +68,66 @@ L01_NEARMISS = {
     return kept / kept.sum()''',
 }
 
+L02_ALT = {
+    ("02_bert_embeddings", "word_vector"): '''import re
+
+
+def word_vector(sentence: str, word: str) -> torch.Tensor:
+    """Find the word with a regular expression, then average the tokens whose characters lie inside it."""
+    match = re.search(rf"(?<!\\w){re.escape(word)}(?!\\w)", sentence, flags=re.IGNORECASE)
+    if match is None:
+        raise ValueError(f"{word!r} is not a word of {sentence!r}")
+    encoding = tokenizer(sentence, return_offsets_mapping=True, return_tensors="pt")
+    offsets = encoding.pop("offset_mapping")[0].tolist()
+    inside = [t for t, (s, e) in enumerate(offsets) if e > s and s >= match.start() and e <= match.end()]
+    hidden = model(**encoding.to(model.device)).last_hidden_state[0]
+    return hidden[inside].mean(dim=0)''',
+    ("02_bert_embeddings", "semantic_search"): '''def semantic_search(query: str, documents: list[str], k: int = 3) -> list[tuple[int, float]]:
+    """One document at a time, F.cosine_similarity, then Python's sorted."""
+    q = embed([query])[0]
+    scored = [(i, F.cosine_similarity(q, embed([d])[0], dim=0).item()) for i, d in enumerate(documents)]
+    return sorted(scored, key=lambda pair: pair[1], reverse=True)[:k]''',
+}
+
+L02_ALT2 = {
+    ("02_bert_embeddings", "word_vector"): '''def word_vector(sentence: str, word: str) -> torch.Tensor:
+    """Group the tokens by word with word_ids() and rebuild each word from its pieces with decode."""
+    encoding = tokenizer(sentence, return_tensors="pt").to(model.device)
+    groups = {}
+    for position, w in enumerate(encoding.word_ids()):
+        if w is not None:
+            groups.setdefault(w, []).append(position)
+    for positions in groups.values():
+        if tokenizer.decode(encoding["input_ids"][0, positions]).replace(" ", "") == word.lower():
+            return model(**encoding).last_hidden_state[0, positions].mean(dim=0)
+    raise ValueError(f"{word!r} is not a word of {sentence!r}")''',
+    ("02_bert_embeddings", "semantic_search"): '''def semantic_search(query: str, documents: list[str], k: int = 3) -> list[tuple[int, float]]:
+    """The lecture's cosine_matrix and a stable argsort."""
+    similarities = cosine_matrix(embed([query] + list(documents)))[0, 1:]
+    order = torch.argsort(similarities, descending=True, stable=True)[:k]
+    return [(int(i), float(similarities[i])) for i in order]''',
+}
+
+L02_NEARMISS = {
+    # Missed before: no hidden word's pieces also started a longer word.
+    ("02_bert_embeddings", "word_vector"): '''def word_vector(sentence: str, word: str) -> torch.Tensor:
+    """Finds the word's pieces as a run of tokens, which may stop inside a longer word."""
+    pieces = tokenizer.tokenize(word)
+    encoding = tokenizer(sentence, return_tensors="pt").to(model.device)
+    tokens = tokenizer.convert_ids_to_tokens(encoding["input_ids"][0])
+    for i in range(len(tokens) - len(pieces) + 1):
+        if tokens[i:i + len(pieces)] == pieces:
+            return model(**encoding).last_hidden_state[0, i:i + len(pieces)].mean(dim=0)
+    raise ValueError(f"{word!r} does not occur in {sentence!r}")''',
+    # Missed before: the scores were compared to 1e-4.
+    ("02_bert_embeddings", "semantic_search"): '''def semantic_search(query: str, documents: list[str], k: int = 3) -> list[tuple[int, float]]:
+    """Rounds the scores to four decimals."""
+    vectors = F.normalize(embed([query, *documents]), dim=-1)
+    scores = vectors[1:] @ vectors[0]
+    top = scores.topk(min(k, len(documents)))
+    return [(int(i), round(float(s), 4)) for s, i in zip(top.values, top.indices)]''',
+}
+
 # Per lecture notebook (stem): its scripted students and the points they should get per test cell.
 LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
     "01_huggingface_tour": {
@@ -75,83 +135,9 @@ LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
         "alt2": Variant(L01_ALT2, {"test_sequence_log_prob": 3, "test_nucleus_filter": 3}),
         "nearmiss": Variant(L01_NEARMISS, {"test_sequence_log_prob": 0, "test_nucleus_filter": 0}),
     },
-}
-
-# Lecture 09 has two test cells per exercise: test_<id> (visible asserts, and the hidden checks of the visible
-# inputs) and test_<id>_hidden (hidden checks only).
-L09 = "09_decoding_evaluation"
-L09_ALT = {
-    (L09, "ngram_precision"): '''from collections import Counter
-
-
-def ngram_precision(candidate, references, n):
-    """Counter algebra: | keeps the larger of two counts, & the smaller."""
-    def grams(tokens):
-        return Counter(zip(*(tokens[i:] for i in range(n))))
-
-    most = Counter()
-    for reference in references:
-        most |= grams(reference)
-    mine = grams(candidate)
-    return sum((mine & most).values()), sum(mine.values())''',
-    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
-    """A float64 tensor of scores per question; torch.argmax returns the first of equal maxima."""
-    picks = []
-    for options in option_logprobs:
-        scores = torch.stack([lp.double().sum() / (len(lp) if normalise else 1) for lp in options])
-        picks.append(int(torch.argmax(scores)))
-    return picks''',
-}
-
-L09_ALT2 = {
-    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
-    """Lists of n-grams and list.count: slow, but plain."""
-    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
-    in_references = [[tuple(r[i:i + n]) for i in range(len(r) - n + 1)] for r in references]
-    clipped = 0
-    for gram in set(grams):
-        clipped += min(grams.count(gram), max([ref.count(gram) for ref in in_references], default=0))
-    return clipped, len(grams)''',
-    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
-    """numpy: float64 scores and np.argmax (the first of equal maxima), made a Python int."""
-    picks = []
-    for options in option_logprobs:
-        scores = np.array([float(lp.sum()) / (lp.numel() if normalise else 1) for lp in options])
-        picks.append(int(np.argmax(scores)))
-    return picks''',
-}
-
-L09_NEARMISS = {  # both pass every visible assert, and the hidden checks of the visible inputs
-    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
-    """max() over the references' counts, which raises when there are no references."""
-    grams = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1))
-    ref_grams = [Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1)) for r in references]
-    clipped = sum(min(count, max(rc[g] for rc in ref_grams)) for g, count in grams.items())
-    return clipped, sum(grams.values())''',
-    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
-    """Sorts the options by score: of equal scores the last one comes out on top."""
-    picks = []
-    for options in option_logprobs:
-        scores = [float(lp.mean()) if normalise else float(lp.sum()) for lp in options]
-        picks.append(sorted(range(len(scores)), key=lambda i: scores[i])[-1])
-    return picks''',
-}
-
-L09_WRONG = {  # both fail the visible asserts too
-    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
-    """Counts every candidate n-gram found in some reference, without clipping."""
-    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
-    seen = {tuple(r[i:i + n]) for r in references for i in range(len(r) - n + 1)}
-    return sum(g in seen for g in grams), len(grams)''',
-    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
-    """Always ranks by the sum, whatever normalise says."""
-    return [max(range(len(options)), key=lambda i: float(options[i].sum())) for options in option_logprobs]''',
-}
-
-LECTURE_VARIANTS[L09] = {
-    "alt": Variant(L09_ALT, {}),
-    "alt2": Variant(L09_ALT2, {}),
-    "nearmiss": Variant(L09_NEARMISS, {"test_ngram_precision_hidden": 0, "test_pick_answers_hidden": 0}),
-    "wrong": Variant(L09_WRONG, {"test_ngram_precision": 0, "test_ngram_precision_hidden": 0,
-                                 "test_pick_answers": 0, "test_pick_answers_hidden": 0}),
+    "02_bert_embeddings": {
+        "alt": Variant(L02_ALT, {"test_word_vector": 3, "test_semantic_search": 2}),
+        "alt2": Variant(L02_ALT2, {"test_word_vector": 3, "test_semantic_search": 2}),
+        "nearmiss": Variant(L02_NEARMISS, {"test_word_vector": 0, "test_semantic_search": 0}),
+    },
 }
