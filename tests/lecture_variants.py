@@ -128,6 +128,38 @@ L02_NEARMISS = {
     return [(int(i), round(float(s), 4)) for s, i in zip(top.values, top.indices)]''',
 }
 
+L03_ALT = {
+    ("03_attention_heads", "attention"): '''def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None):
+    """einsum, an additive mask and a softmax written out (the maximum subtracted first)."""
+    scores = torch.einsum("...qd,...kd->...qk", q, k) / q.shape[-1] ** 0.5
+    if allowed is not None:
+        scores = scores + torch.where(allowed, 0.0, float("-inf"))
+    exp = (scores - scores.amax(dim=-1, keepdim=True)).exp()
+    weights = exp / exp.sum(dim=-1, keepdim=True)
+    return torch.einsum("...qk,...kv->...qv", weights, v), weights''',
+    ("03_attention_heads", "previous_token_score"): '''def previous_token_score(weights: torch.Tensor) -> float:
+    """A loop over the queries, summed in Python floats."""
+    T = weights.shape[0]
+    return sum(weights[i, i - 1].item() for i in range(1, T)) / (T - 1)''',
+}
+
+L03_NEARMISS = {
+    # Missed before: no hidden scores were large enough to overflow exp.
+    ("03_attention_heads", "attention"): '''def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None):
+    """A softmax written out without subtracting the maximum: exp overflows on large scores."""
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    exp = scores.exp()
+    if allowed is not None:
+        exp = exp * allowed
+    weights = exp / exp.sum(dim=-1, keepdim=True)
+    return weights @ v, weights''',
+    ("03_attention_heads", "previous_token_score"): '''def previous_token_score(weights: torch.Tensor) -> float:
+    """Makes the head causal first (drops the weights on later tokens and renormalises)."""
+    causal = weights.tril()
+    causal = causal / causal.sum(dim=-1, keepdim=True)
+    return torch.diagonal(causal, offset=-1).float().mean().item()''',
+}
+
 # Per lecture notebook (stem): its scripted students and the points they should get per test cell.
 LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
     "01_huggingface_tour": {
@@ -139,5 +171,9 @@ LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
         "alt": Variant(L02_ALT, {"test_word_vector": 3, "test_semantic_search": 2}),
         "alt2": Variant(L02_ALT2, {"test_word_vector": 3, "test_semantic_search": 2}),
         "nearmiss": Variant(L02_NEARMISS, {"test_word_vector": 0, "test_semantic_search": 0}),
+    },
+    "03_attention_heads": {
+        "alt": Variant(L03_ALT, {"test_attention": 3, "test_previous_token_score": 2}),
+        "nearmiss": Variant(L03_NEARMISS, {"test_attention": 0, "test_previous_token_score": 0}),
     },
 }
