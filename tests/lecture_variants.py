@@ -177,3 +177,82 @@ LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
         "nearmiss": Variant(L03_NEARMISS, {"test_attention": 0, "test_previous_token_score": 0}),
     },
 }
+
+# Lecture 09 has two test cells per exercise: test_<id> (visible asserts, and the hidden checks of the visible
+# inputs) and test_<id>_hidden (hidden checks only).
+L09 = "09_decoding_evaluation"
+L09_ALT = {
+    (L09, "ngram_precision"): '''from collections import Counter
+
+
+def ngram_precision(candidate, references, n):
+    """Counter algebra: | keeps the larger of two counts, & the smaller."""
+    def grams(tokens):
+        return Counter(zip(*(tokens[i:] for i in range(n))))
+
+    most = Counter()
+    for reference in references:
+        most |= grams(reference)
+    mine = grams(candidate)
+    return sum((mine & most).values()), sum(mine.values())''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """A float64 tensor of scores per question; torch.argmax returns the first of equal maxima."""
+    picks = []
+    for options in option_logprobs:
+        scores = torch.stack([lp.double().sum() / (len(lp) if normalise else 1) for lp in options])
+        picks.append(int(torch.argmax(scores)))
+    return picks''',
+}
+
+L09_ALT2 = {
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """Lists of n-grams and list.count: slow, but plain."""
+    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
+    in_references = [[tuple(r[i:i + n]) for i in range(len(r) - n + 1)] for r in references]
+    clipped = 0
+    for gram in set(grams):
+        clipped += min(grams.count(gram), max([ref.count(gram) for ref in in_references], default=0))
+    return clipped, len(grams)''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """numpy: float64 scores and np.argmax (the first of equal maxima), made a Python int."""
+    picks = []
+    for options in option_logprobs:
+        scores = np.array([float(lp.sum()) / (lp.numel() if normalise else 1) for lp in options])
+        picks.append(int(np.argmax(scores)))
+    return picks''',
+}
+
+L09_NEARMISS = {  # both pass every visible assert, and the hidden checks of the visible inputs
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """max() over the references' counts, which raises when there are no references."""
+    grams = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1))
+    ref_grams = [Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1)) for r in references]
+    clipped = sum(min(count, max(rc[g] for rc in ref_grams)) for g, count in grams.items())
+    return clipped, sum(grams.values())''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """Sorts the options by score: of equal scores the last one comes out on top."""
+    picks = []
+    for options in option_logprobs:
+        scores = [float(lp.mean()) if normalise else float(lp.sum()) for lp in options]
+        picks.append(sorted(range(len(scores)), key=lambda i: scores[i])[-1])
+    return picks''',
+}
+
+L09_WRONG = {  # both fail the visible asserts too
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """Counts every candidate n-gram found in some reference, without clipping."""
+    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
+    seen = {tuple(r[i:i + n]) for r in references for i in range(len(r) - n + 1)}
+    return sum(g in seen for g in grams), len(grams)''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """Always ranks by the sum, whatever normalise says."""
+    return [max(range(len(options)), key=lambda i: float(options[i].sum())) for options in option_logprobs]''',
+}
+
+LECTURE_VARIANTS[L09] = {
+    "alt": Variant(L09_ALT, {}),
+    "alt2": Variant(L09_ALT2, {}),
+    "nearmiss": Variant(L09_NEARMISS, {"test_ngram_precision_hidden": 0, "test_pick_answers_hidden": 0}),
+    "wrong": Variant(L09_WRONG, {"test_ngram_precision": 0, "test_ngram_precision_hidden": 0,
+                                 "test_pick_answers": 0, "test_pick_answers_hidden": 0}),
+}
