@@ -256,3 +256,62 @@ LECTURE_VARIANTS[L09] = {
     "wrong": Variant(L09_WRONG, {"test_ngram_precision": 0, "test_ngram_precision_hidden": 0,
                                  "test_pick_answers": 0, "test_pick_answers_hidden": 0}),
 }
+
+L10 = "10_token_tasks_seq2seq"
+L10_ALT = {
+    (L10, "align_labels"): '''def align_labels(word_labels, word_ids):
+    """Pairs each token's word id with the previous token's."""
+    before = [None] + list(word_ids[:-1])
+    return [-100 if w is None or w == b else word_labels[w] for w, b in zip(word_ids, before)]''',
+    (L10, "entity_spans"): '''def entity_spans(tags):
+    """Starts an entity at every tag that is not O, then extends it while I- tags of its type follow."""
+    spans, i = [], 0
+    while i < len(tags):
+        if tags[i] == "O":
+            i += 1
+            continue
+        kind, start = tags[i][2:], i
+        i += 1
+        while i < len(tags) and tags[i] == "I-" + kind:
+            i += 1
+        spans.append((kind, start, i))
+    return spans''',
+    (L10, "shift_right"): '''def shift_right(labels, start_id, pad_id):
+    """torch.roll (a new tensor), the first column overwritten, then torch.where for the -100s."""
+    shifted = torch.roll(labels, shifts=1, dims=1)
+    shifted[:, 0] = start_id
+    return torch.where(shifted == -100, torch.tensor(pad_id, dtype=labels.dtype), shifted)''',
+}
+
+L10_NEARMISS = {  # all three pass every visible assert, and the hidden checks of the visible inputs
+    (L10, "align_labels"): '''def align_labels(word_labels, word_ids):
+    """Takes the first token for [CLS]: wrong without special tokens."""
+    labels, previous = [-100], None
+    for word in word_ids[1:]:
+        labels.append(-100 if word is None or word == previous else word_labels[word])
+        previous = word
+    return labels''',
+    (L10, "entity_spans"): '''def entity_spans(tags):
+    """Appends a sentinel O to the caller's list to close the last entity."""
+    tags.append("O")
+    spans, kind, start = [], None, 0
+    for i, tag in enumerate(tags):
+        continues = tag.startswith("I-") and tag[2:] == kind
+        if kind is not None and not continues:
+            spans.append((kind, start, i))
+            kind = None
+        if tag != "O" and not continues:
+            kind, start = tag[2:], i
+    return spans''',
+    (L10, "shift_right"): '''def shift_right(labels, start_id, pad_id):
+    """Replaces the -100s in the caller's tensor, in place, before shifting."""
+    labels.masked_fill_(labels == -100, pad_id)
+    start = torch.full((labels.shape[0], 1), start_id, dtype=labels.dtype)
+    return torch.cat([start, labels[:, :-1]], dim=1)''',
+}
+
+LECTURE_VARIANTS[L10] = {
+    "alt": Variant(L10_ALT, {}),
+    "nearmiss": Variant(L10_NEARMISS, {"test_align_labels_hidden": 0, "test_entity_spans_hidden": 0,
+                                       "test_shift_right_hidden": 0}),
+}
