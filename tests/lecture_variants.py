@@ -215,3 +215,141 @@ LECTURE_VARIANTS: dict[str, dict[str, Variant]] = {
         "nearmiss": Variant(L04_NEARMISS, {"test_f1_by_hand": 0, "test_lora_trainable_parameters": 0}),
     },
 }
+
+# Lecture 09 has two test cells per exercise: test_<id> (visible asserts, and the hidden checks of the visible
+# inputs) and test_<id>_hidden (hidden checks only).
+L09 = "09_decoding_evaluation"
+L09_ALT = {
+    (L09, "ngram_precision"): '''from collections import Counter
+
+
+def ngram_precision(candidate, references, n):
+    """Counter algebra: | keeps the larger of two counts, & the smaller."""
+    def grams(tokens):
+        return Counter(zip(*(tokens[i:] for i in range(n))))
+
+    most = Counter()
+    for reference in references:
+        most |= grams(reference)
+    mine = grams(candidate)
+    return sum((mine & most).values()), sum(mine.values())''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """A float64 tensor of scores per question; torch.argmax returns the first of equal maxima."""
+    picks = []
+    for options in option_logprobs:
+        scores = torch.stack([lp.double().sum() / (len(lp) if normalise else 1) for lp in options])
+        picks.append(int(torch.argmax(scores)))
+    return picks''',
+}
+
+L09_ALT2 = {
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """Lists of n-grams and list.count: slow, but plain."""
+    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
+    in_references = [[tuple(r[i:i + n]) for i in range(len(r) - n + 1)] for r in references]
+    clipped = 0
+    for gram in set(grams):
+        clipped += min(grams.count(gram), max([ref.count(gram) for ref in in_references], default=0))
+    return clipped, len(grams)''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """numpy: float64 scores and np.argmax (the first of equal maxima), made a Python int."""
+    picks = []
+    for options in option_logprobs:
+        scores = np.array([float(lp.sum()) / (lp.numel() if normalise else 1) for lp in options])
+        picks.append(int(np.argmax(scores)))
+    return picks''',
+}
+
+L09_NEARMISS = {  # both pass every visible assert, and the hidden checks of the visible inputs
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """max() over the references' counts, which raises when there are no references."""
+    grams = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1))
+    ref_grams = [Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1)) for r in references]
+    clipped = sum(min(count, max(rc[g] for rc in ref_grams)) for g, count in grams.items())
+    return clipped, sum(grams.values())''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """Sorts the options by score: of equal scores the last one comes out on top."""
+    picks = []
+    for options in option_logprobs:
+        scores = [float(lp.mean()) if normalise else float(lp.sum()) for lp in options]
+        picks.append(sorted(range(len(scores)), key=lambda i: scores[i])[-1])
+    return picks''',
+}
+
+L09_WRONG = {  # both fail the visible asserts too
+    (L09, "ngram_precision"): '''def ngram_precision(candidate, references, n):
+    """Counts every candidate n-gram found in some reference, without clipping."""
+    grams = [tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1)]
+    seen = {tuple(r[i:i + n]) for r in references for i in range(len(r) - n + 1)}
+    return sum(g in seen for g in grams), len(grams)''',
+    (L09, "pick_answers"): '''def pick_answers(option_logprobs, normalise=False):
+    """Always ranks by the sum, whatever normalise says."""
+    return [max(range(len(options)), key=lambda i: float(options[i].sum())) for options in option_logprobs]''',
+}
+
+LECTURE_VARIANTS[L09] = {
+    "alt": Variant(L09_ALT, {}),
+    "alt2": Variant(L09_ALT2, {}),
+    "nearmiss": Variant(L09_NEARMISS, {"test_ngram_precision_hidden": 0, "test_pick_answers_hidden": 0}),
+    "wrong": Variant(L09_WRONG, {"test_ngram_precision": 0, "test_ngram_precision_hidden": 0,
+                                 "test_pick_answers": 0, "test_pick_answers_hidden": 0}),
+}
+
+L10 = "10_token_tasks_seq2seq"
+L10_ALT = {
+    (L10, "align_labels"): '''def align_labels(word_labels, word_ids):
+    """Pairs each token's word id with the previous token's."""
+    before = [None] + list(word_ids[:-1])
+    return [-100 if w is None or w == b else word_labels[w] for w, b in zip(word_ids, before)]''',
+    (L10, "entity_spans"): '''def entity_spans(tags):
+    """Starts an entity at every tag that is not O, then extends it while I- tags of its type follow."""
+    spans, i = [], 0
+    while i < len(tags):
+        if tags[i] == "O":
+            i += 1
+            continue
+        kind, start = tags[i][2:], i
+        i += 1
+        while i < len(tags) and tags[i] == "I-" + kind:
+            i += 1
+        spans.append((kind, start, i))
+    return spans''',
+    (L10, "shift_right"): '''def shift_right(labels, start_id, pad_id):
+    """torch.roll (a new tensor), the first column overwritten, then torch.where for the -100s."""
+    shifted = torch.roll(labels, shifts=1, dims=1)
+    shifted[:, 0] = start_id
+    return torch.where(shifted == -100, torch.tensor(pad_id, dtype=labels.dtype), shifted)''',
+}
+
+L10_NEARMISS = {  # all three pass every visible assert, and the hidden checks of the visible inputs
+    (L10, "align_labels"): '''def align_labels(word_labels, word_ids):
+    """Takes the first token for [CLS]: wrong without special tokens."""
+    labels, previous = [-100], None
+    for word in word_ids[1:]:
+        labels.append(-100 if word is None or word == previous else word_labels[word])
+        previous = word
+    return labels''',
+    (L10, "entity_spans"): '''def entity_spans(tags):
+    """Appends a sentinel O to the caller's list to close the last entity."""
+    tags.append("O")
+    spans, kind, start = [], None, 0
+    for i, tag in enumerate(tags):
+        continues = tag.startswith("I-") and tag[2:] == kind
+        if kind is not None and not continues:
+            spans.append((kind, start, i))
+            kind = None
+        if tag != "O" and not continues:
+            kind, start = tag[2:], i
+    return spans''',
+    (L10, "shift_right"): '''def shift_right(labels, start_id, pad_id):
+    """Replaces the -100s in the caller's tensor, in place, before shifting."""
+    labels.masked_fill_(labels == -100, pad_id)
+    start = torch.full((labels.shape[0], 1), start_id, dtype=labels.dtype)
+    return torch.cat([start, labels[:, :-1]], dim=1)''',
+}
+
+LECTURE_VARIANTS[L10] = {
+    "alt": Variant(L10_ALT, {}),
+    "nearmiss": Variant(L10_NEARMISS, {"test_align_labels_hidden": 0, "test_entity_spans_hidden": 0,
+                                       "test_shift_right_hidden": 0}),
+}
