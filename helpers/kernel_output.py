@@ -130,7 +130,11 @@ def install(max_output: int = 512 << 10, max_cell: int = 1 << 20, keep: tuple[st
                 stream.write = limited_write(stream, stream.write, limits)
     session.send = guard_send(session.send, limits)
     setattr(session, INSTALLED, True)
-    shell.events.register("post_run_cell", lambda *_: report(shell, limits))
+    def _report_cut(*_: Any) -> None:
+        report(shell, limits)
+
+    _report_cut.course_grading = True  # helpers.checks does not count the grader's own hook as tampering
+    shell.events.register("post_run_cell", _report_cut)
     return True
 
 

@@ -10,6 +10,7 @@ start on it while the other tests run.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ def jobs(request, tmp_path_factory):
         if module is not None and hasattr(module, "prefetch"):
             modules.setdefault(module.__name__, (module, []))[1].append(item)
     for module, items in modules.values():
-        module.prefetch(shared, items)
+        try:
+            module.prefetch(shared, items)
+        except Exception as err:  # noqa: BLE001 - only the head start is lost: tests still compute what they need
+            warnings.warn(f"{module.__name__}.prefetch failed: {err!r}", stacklevel=1)
     yield shared
     shared.close()
 

@@ -3,11 +3,15 @@
 The instructor's source (source/lectures/, solutions and hidden tests) is the single source of
 truth; notebooks/ is its nbgrader release, committed. Fast tests check what is stored: valid
 nbformat, no outputs, the Colab cells (badges open the student copy), the "check" cells that
-assert each lecture's key facts, the exercises' nbgrader cells, and a student copy that is fresh
-and holds no solution or hidden test. Slow tests execute every source notebook once, as a student
-would (offline, on the CPU: no error, nothing on stderr, real figures), and grade two scripted
-submissions with nbgrader: the executed source scores full marks, the untouched student copies
-(executed there, their only execution) score 0 and fail only with the stubs' NotImplementedError.
+assert each lecture's key facts, the exercises' nbgrader cells, and a student copy that holds no
+solution or hidden test. Slow tests compare notebooks/ with a fresh `course release`, execute every
+source notebook once, as a student would (offline, on the CPU: no error, nothing on stderr, real
+figures), and grade two scripted submissions with nbgrader: the executed source scores full marks,
+the untouched student copies score 0 and fail only with the stubs' NotImplementedError.
+
+Executions are shared for the whole session (tests/support/jobs.py): the source executions here, and
+the untouched student copies as executed by nbgrader's Validator for tests/test_validate.py, which
+are also the blank submission graded here (without executing them a second time).
 """
 
 from __future__ import annotations
@@ -18,20 +22,14 @@ import io
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_tools.checks import copy_recorded
-
 from course_tools.colab import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source
-from course_tools.release import LECTURES, release_lectures
-
-from conftest import ROOT, Executed, execute_notebook
+from course_tools.release import LECTURES
+from support import ROOT, Executed, cli
 
 SOURCE = ROOT / "source" / LECTURES
 STUDENT = ROOT / "notebooks"
@@ -232,18 +230,27 @@ def test_student_copy_stored_clean_and_hides_answers(path: Path):
         f"notebooks/{path.name}: every answer cell should be a stub that raises NotImplementedError")
 
 
+def prefetch(jobs, items) -> None:
+    """Start what the selected slow tests need: the released course, the source executions, the blank submission."""
+    names = {item.originalname for item in items}
+    graded = "test_lectures_are_graded_by_nbgrader" in names
+    if graded or "test_student_copies_are_fresh" in names:
+        jobs.prefetch(jobs.course(LECTURES))
+    paths = SOURCES if graded else [item.callspec.params["path"] for item in items
+                                    if item.originalname == "test_source_lecture_runs_offline"]
+    for path in paths:
+        jobs.prefetch(executed_source(jobs, path))
+    for path in SOURCES if graded else []:
+        jobs.prefetch(jobs.validation(LECTURES, "untouched", path.stem))
+
+
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """Return a scratch course holding this repository's config and lecture sources, released there."""
-    course = tmp_path_factory.mktemp("lectures") / "course"
-    (course / "source").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(SOURCE, course / "source" / LECTURES)
-    copy_recorded(ROOT, course, LECTURES)
-    release_lectures(course)
-    return course
+def course(jobs) -> Path:
+    """Return the session's scratch course holding this repository's lectures, released by `course release`."""
+    return jobs.course(LECTURES).result()
 
 
+@pytest.mark.slow
 def test_student_copies_are_fresh(course: Path):
     """The committed notebooks/ equals a fresh `course release lectures` of the committed source."""
     fresh = sorted(p.name for p in (course / "notebooks").iterdir())
@@ -260,14 +267,10 @@ def test_student_copies_are_fresh(course: Path):
 # ---------------------------------------------------------------- executed
 
 
-_EXECUTED: dict[str, Executed] = {}
-
-
-def executed_source(path: Path) -> Executed:
-    """Execute a source lecture once per session (offline, as a student would) and return the result."""
-    if path.name not in _EXECUTED:
-        _EXECUTED[path.name] = execute_notebook(path, timeout=300, env={"HF_HUB_OFFLINE": "1"})
-    return _EXECUTED[path.name]
+def executed_source(jobs, path: Path):
+    """Return the session's execution of a source lecture (offline, as a student would run it): a task whose
+    result() is an Executed."""
+    return jobs.execution(path, timeout=300, env={"HF_HUB_OFFLINE": "1"})
 
 
 def _png_ok(data: str) -> tuple[int, tuple[int, int]]:
@@ -283,8 +286,8 @@ def _png_ok(data: str) -> tuple[int, tuple[int, int]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
-def test_source_lecture_runs_offline(path: Path):
-    run = executed_source(path)
+def test_source_lecture_runs_offline(jobs, path: Path):
+    run: Executed = executed_source(jobs, path).result()
     print(f"{path.name}: executed in {run.seconds:.1f} s")
     assert run.error is None, f"{path.name} failed:\n{run.error}"
     assert run.stderr() == [], f"{path.name} wrote to stderr (fix it at the source):\n{run.stderr()[:3]}"
@@ -295,14 +298,6 @@ def test_source_lecture_runs_offline(path: Path):
         assert size > MIN_PNG_BYTES and width > 100 and height > 100, (
             f"{path.name}: figure {number} looks empty ({size} bytes, {width}x{height} px)")
     _check_tags(path.name, run.nb)
-
-
-def _nbgrader_run(course: Path, *args: str) -> subprocess.Popen:
-    """Start an nbgrader subcommand in ``course`` (output captured)."""
-    from course_tools.environment import nbgrader_env
-
-    return subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, text=True,
-                            env=nbgrader_env(HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _submit(course: Path, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> None:
@@ -328,27 +323,30 @@ def _scores(course: Path, student: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_lectures_are_graded_by_nbgrader(course: Path):
+def test_lectures_are_graded_by_nbgrader(jobs, course: Path):
     """`lectures` grades like any assignment: the source scores full marks, the student copies 0.
 
-    The reference submission is each source notebook as executed above (its one execution, with the
-    hidden tests in place), graded without re-executing; the blank submission is the committed
-    student copies, executed by nbgrader (their one execution).
+    Both submissions are graded without executing them again: the reference is each source notebook
+    as executed above (its one execution, with the hidden tests in place); the blank one is the
+    released student copies (equal to the committed notebooks/, see test_student_copies_are_fresh) as
+    nbgrader's own Execute step ran them when Validate checked them (tests/test_validate.py), their
+    one execution. A stub's NotImplementedError stops each test cell before its hidden block, so
+    putting the hidden tests back changes no output of the blank copies.
     """
     reference = {}
     for path in SOURCES:
-        run = executed_source(path)
+        run = executed_source(jobs, path).result()
         assert run.error is None, f"{path.name} failed, so it cannot serve as the reference:\n{run.error}"
         reference[path.name] = run.nb
+    untouched = jobs.validations(LECTURES, "untouched", [p.stem for p in SOURCES])
+    blank = {}
+    for path in SOURCES:
+        executed = untouched[path.stem]["executed"]
+        assert executed, f"notebooks/{path.name} was not executed by Validate: {untouched[path.stem]['results']}"
+        blank[path.name] = nbformat.from_dict(executed)
     _submit(course, "ref", reference)
-    _submit(course, "blank", {p.name: nbformat.read(STUDENT / p.name, as_version=4) for p in SOURCES})
-    procs = [_nbgrader_run(course, "autograde", LECTURES, "--student", "ref", "--no-execute"),
-             # A loaded machine can delay a cell's output past nbclient's 4 s IOPub wait, which
-             # nbgrader turns into a failed submission; wait longer here (the cells are unchanged).
-             _nbgrader_run(course, "autograde", LECTURES, "--student", "blank", "--Execute.iopub_timeout=60")]
-    for proc in procs:
-        out = proc.communicate()[0]
-        assert proc.returncode == 0, f"nbgrader autograde failed ({proc.returncode}):\n{out[-3000:]}"
+    _submit(course, "blank", blank)
+    cli.parallel(course, [["autograde", LECTURES, "--student", student, "--no-execute"] for student in ("ref", "blank")])
 
     points = {f"{p.stem}/{gid}": pts for p in SOURCES
               for gid, pts in graded_cells_of(nbformat.read(p, as_version=4)).items()}

@@ -1,7 +1,7 @@
 """nbgrader's Validate (the JupyterLab button and `nbgrader validate`) tells students the truth.
 
-For every assignment under source/, the student copy is generated afresh with nbgrader into a
-scratch course, then validated twice with nbgrader's own Validator (what the button and the
+For every assignment under source/, the student copy is released afresh with `course release` into
+a scratch course, then validated twice with nbgrader's own Validator (what the button and the
 command run):
 
 * solved: every solution cell replaced by the reference answer from source/ (cells matched by
@@ -10,55 +10,25 @@ command run):
 * untouched: Validate may fail only on test cells, each failing with the NotImplementedError of
   an exercise not yet answered, and on written answers still holding "YOUR ANSWER HERE" ("You
   did not provide a response."), never on a changed cell or another error.
+
+The scratch courses and the validations are the session's (tests/support/jobs.py, run by
+tests/support/validate.py): each notebook is executed once per variant, and the untouched run also
+serves tests/test_assignment.py (`nbgrader validate --invert`, the blank submission) and
+tests/test_lectures.py (the blank submission).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_tools.checks import copy_recorded
-
 import submissions as sub
-from conftest import ROOT
+from support import ROOT
+from support.courses import release_dir
 
 pytestmark = pytest.mark.slow
-
-SUCCESS = "Success! Your notebook passes all the tests."
-
-# Runs in the scratch course (so its nbgrader_config.py applies): validates each notebook with
-# nbgrader's Validator, records the executed notebook, and writes both to a JSON file.
-VALIDATE_SCRIPT = r"""
-import json, sys
-from nbgrader.apps.validateapp import ValidateApp
-from nbgrader.validator import Validator
-
-
-class Recording(Validator):
-    # Keep the executed notebook that validate() computes its verdict from.
-    def _preprocess(self, nb):
-        self.executed = super()._preprocess(nb)
-        return self.executed
-
-
-app = ValidateApp()
-app.initialize([])
-validator = Recording(parent=app)
-found = {}
-for path in sys.argv[2:]:
-    results = validator.validate(path)
-    found[path] = {"results": results, "executed": getattr(validator, "executed", None)}
-with open(sys.argv[1], "w") as fh:
-    json.dump(found, fh)
-"""
-
 
 def has_nbgrader_cells(path: Path) -> bool:
     """Return whether a notebook has any cell with nbgrader metadata."""
@@ -74,33 +44,6 @@ def discover_assignments() -> list[str]:
 ASSIGNMENTS = discover_assignments()
 
 
-def nbgrader_env() -> dict[str, str]:
-    """Return the environment for nbgrader subprocesses: offline, the venv's bin/ first on PATH."""
-    from course_tools.environment import nbgrader_env as env
-
-    return env(HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-
-
-def generate(course: Path, assignment: str) -> Path:
-    """Copy source/<assignment> into ``course``, run nbgrader generate_assignment, return the release folder."""
-    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
-    copy_recorded(ROOT, course, assignment)
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-                           "--create"], cwd=course, env=nbgrader_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, f"generate_assignment {assignment} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    return course / "release" / assignment
-
-
-def validate(course: Path, paths: list[Path]) -> dict[str, dict]:
-    """Validate notebooks with nbgrader's Validator in ``course``; return {stem: {results, executed}}."""
-    out = course / f"validate-{paths[0].parent.name}.json"
-    proc = subprocess.run([sys.executable, "-c", VALIDATE_SCRIPT, str(out), *map(str, paths)], cwd=course,
-                          env=nbgrader_env(), capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, f"the validator crashed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return {Path(path).stem: found for path, found in json.loads(out.read_text()).items()}
-
-
 def cell_by_source(nb, source: str):
     """Return the cell of ``nb`` whose stripped source is ``source`` (how nbgrader reports cells)."""
     return next((c for c in nb.cells if c.source.strip() == source), None)
@@ -113,32 +56,39 @@ def describe(nb, source: str) -> str:
     return f"cell {gid!r}" if gid else f"the cell starting {source.splitlines()[0][:60]!r}"
 
 
+def stems_of(assignment: str) -> list[str]:
+    """Return the notebooks of an assignment (its release holds the same ones, see the static tests)."""
+    return sorted(p.stem for p in (ROOT / "source" / assignment).glob("*.ipynb"))
+
+
+def prefetch(jobs, items) -> None:
+    """Start the validations the selected tests need, each notebook on its own (two can run at once)."""
+    for item in items:
+        assignment = getattr(item, "callspec", None) and item.callspec.params.get("assignment")
+        if assignment:
+            which = "solved" if item.originalname == "test_solved_release_validates" else "untouched"
+            for stem in stems_of(assignment):
+                jobs.prefetch(jobs.validation(assignment, which, stem))
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def release(request, tmp_path_factory) -> Path:
-    """Return a freshly generated release folder of one assignment, in its own scratch course."""
-    return generate(tmp_path_factory.mktemp(request.param), request.param)
+def assignment(request) -> str:
+    """Return the assignment under test (every test runs once per assignment)."""
+    return request.param
 
 
 def test_there_are_assignments():
     assert "language_models" in ASSIGNMENTS, ASSIGNMENTS
 
 
-def test_solved_release_validates(release: Path):
-    assignment = release.name
-    answers = sub.reference_answers(ROOT / "source" / assignment)
-    solved_dir = release.parent.parent / "solved" / assignment
-    shutil.copytree(release, solved_dir)
-    paths = sorted(solved_dir.glob("*.ipynb"))
-    solved = {}
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        for gid, source in answers.get(path.stem, {}).items():
-            sub.find_cell(nb, gid).source = source
-        nbformat.write(nb, path)
-        solved[path.stem] = nb
+def test_solved_release_validates(jobs, assignment: str):
+    """The release with every reference answer pasted in (cells matched by grade_id) validates."""
+    validated = jobs.validations(assignment, "solved", stems_of(assignment))
+    solved_dir = jobs.solved_release(assignment).result()
+    assert sorted(p.stem for p in solved_dir.glob("*.ipynb")) == sorted(validated)
     problems = []
-    for stem, found in validate(release.parent.parent, paths).items():
-        results, nb = found["results"], solved[stem]
+    for stem, found in validated.items():
+        results, nb = found["results"], nbformat.read(solved_dir / f"{stem}.ipynb", as_version=4)
         for kind in ("type_changed", "changed"):
             for cell in results.get(kind, []):
                 problems.append(f"{stem}: {describe(nb, cell['source'])} is reported {kind} after pasting answers")
@@ -158,11 +108,12 @@ def test_solved_release_validates(release: Path):
     assert not problems, f"{assignment}: Validate is wrong for a correct student:\n" + "\n".join(problems)
 
 
-def test_untouched_release_fails_only_on_unanswered_exercises(release: Path):
-    assignment = release.name
-    paths = sorted(release.glob("*.ipynb"))
+def test_untouched_release_fails_only_on_unanswered_exercises(jobs, assignment: str):
+    validated = jobs.validations(assignment, "untouched", stems_of(assignment))
+    release = release_dir(jobs.course(assignment).result(), assignment)
+    assert sorted(p.stem for p in release.glob("*.ipynb")) == sorted(validated)
     problems = []
-    for stem, found in validate(release.parent.parent, paths).items():
+    for stem, found in validated.items():
         results = found["results"]
         nb = nbformat.read(release / f"{stem}.ipynb", as_version=4)
         for kind in ("type_changed", "changed"):
