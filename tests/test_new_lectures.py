@@ -162,8 +162,7 @@ def test_new_lecture_exercises(name):
             source = cell.source
             hidden = source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
             visible = source.replace(hidden, "")
-            if "answer(" in hidden:  # decided outside the kernel: the hidden block reports, it asserts nothing
-                assert "assert " not in hidden, f"{meta['grade_id']}: hand answers to the grader, do not assert"
-            else:  # TRANSITION: in-kernel hidden tests not converted yet
-                assert "type(" in hidden, f"{meta['grade_id']}: check exact types"
+            # Decided outside the kernel: the hidden block hands answers to the grader and asserts nothing.
+            assert "answer(" in hidden and "assert " not in hidden, (
+                f"{meta['grade_id']}: the hidden block hands answers to the grader (helpers.checks.answer), no asserts")
             assert "assert " in visible and "print(" in visible, meta["grade_id"]
