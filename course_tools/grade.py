@@ -166,6 +166,12 @@ def preconditions(root: Path, assignment: str) -> str | None:
             return (f"source/{assignment}/{path.name} changed since it was released (cells "
                     f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): "
                     f"{release.replace(' first', ' again')}")
+    from . import checks  # the grader compares answers with these: missing or stale ones would fail everyone
+
+    stale = checks.stale_notebooks(root, assignment)
+    if stale:
+        return (f"the hidden checks' recorded answers of {', '.join(stale)} are missing or older than source/"
+                f"{assignment} ({checks.EXPECTED_DIR}/{assignment}): run `course record {assignment}` in {root}")
     return None
 
 

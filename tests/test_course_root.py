@@ -148,6 +148,7 @@ def test_grading_path_honours_cache_dir_and_limits(tmp_path, no_course_env, caps
     no_course_env.setattr(grade, "grade_all", lambda root, name, opts, workers=1, **kw:
                           seen.update(root=root, opts=opts, workers=workers) or [])
     no_course_env.setattr(grade, "summary_table", lambda results: "")
+    no_course_env.setattr(grade, "preconditions", lambda root, name: None)  # an unreleased scratch course
     no_course_env.setenv("COURSE_ROOT", "")
     no_course_env.chdir(a)
     assert cli.main(["grade", tc.ASSIGNMENT, "--no-prepare"]) == 0
