@@ -353,3 +353,276 @@ LECTURE_VARIANTS[L10] = {
     "nearmiss": Variant(L10_NEARMISS, {"test_align_labels_hidden": 0, "test_entity_spans_hidden": 0,
                                        "test_shift_right_hidden": 0}),
 }
+
+
+# Lectures 05-08. Each wrong answer passes every visible assert of its cell; the hidden checks the grader decides
+# fail it. All but byte_level_decode's per-token decoding got full marks from the in-kernel hidden tests.
+L05, L06, L07, L08 = "05_transformer_block", "06_tasks", "07_bpe", "08_post_training"
+
+L05_ALT = {
+    (L05, "layer_norm"): '''def layer_norm(x, weight, bias, eps):
+    "torch.var_mean with correction=0 (the biased variance) and rsqrt."
+    variance, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+    return (x - mean) * torch.rsqrt(variance + eps) * weight + bias''',
+    (L05, "rope_rotate"): '''def rope_rotate(x, position, base):
+    "Each pair (x_j, x_j+d/2) as a complex number, turned by multiplying with e^(i angle)."
+    half = x.shape[-1] // 2
+    angle = position * base ** (-2 * torch.arange(half, dtype=torch.float64) / x.shape[-1])
+    z = torch.complex(x[:half].double(), x[half:].double()) * torch.polar(torch.ones_like(angle), angle)
+    return torch.cat([z.real, z.imag]).to(x.dtype)''',
+}
+
+L05_ALT2 = {
+    (L05, "layer_norm"): '''def layer_norm(x, weight, bias, eps):
+    "One vector at a time over the flattened leading dimensions (a loop)."
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.empty_like(rows)
+    for i, row in enumerate(rows):
+        centred = row - row.sum() / row.numel()
+        out[i] = centred / (centred.square().sum() / row.numel() + eps) ** 0.5
+    return out.reshape(x.shape) * weight + bias''',
+    (L05, "rope_rotate"): '''def rope_rotate(x, position, base):
+    "A loop over the pairs with Python floats (math.cos, math.sin)."
+    d = len(x)
+    out = x.double().clone()
+    for j in range(d // 2):
+        angle = position * base ** (-2 * j / d)
+        a, b = float(x[j]), float(x[j + d // 2])
+        out[j] = a * math.cos(angle) - b * math.sin(angle)
+        out[j + d // 2] = b * math.cos(angle) + a * math.sin(angle)
+    return out.to(x.dtype)''',
+}
+
+L05_WRONG = {
+    (L05, "layer_norm"): '''def layer_norm(x, weight, bias, eps):
+    "Centres the caller's tensor in place (LayerNorm ignores a shift, so every value is still right)."
+    x -= x.mean(-1, keepdim=True)
+    return weight * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) + bias''',
+    (L05, "rope_rotate"): '''def rope_rotate(x, position, base):
+    "Ignores base: always the chat model's rope_theta."
+    d = x.shape[-1]
+    theta = chat_config.rope_parameters["rope_theta"] ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    cos, sin = torch.cos(position * theta), torch.sin(position * theta)
+    first, second = x[: d // 2].double(), x[d // 2:].double()
+    return torch.cat([first * cos - second * sin, second * cos + first * sin]).to(x.dtype)''',
+}
+
+L06_ALT = {
+    (L06, "top_k_fill"): '''def top_k_fill(logits, input_ids, mask_token_id, k):
+    "Counts the masks in a list, softmax in float32, argsort instead of topk."
+    ids = input_ids.tolist()
+    if ids.count(mask_token_id) != 1:
+        raise ValueError(f"expected one mask token, found {ids.count(mask_token_id)}")
+    probs = logits[ids.index(mask_token_id)].softmax(dim=-1)
+    return [(int(i), probs[i].item()) for i in probs.argsort(descending=True)[:k]]''',
+    (L06, "char_span_to_tokens"): '''def char_span_to_tokens(offsets, sequence_ids, start_char, end_char):
+    "A table from each context character to its token."
+    owner = {}
+    for t, ((lo, hi), seq) in enumerate(zip(offsets, sequence_ids)):
+        if seq == 1:
+            for c in range(lo, hi):
+                owner.setdefault(c, t)
+    if start_char not in owner or end_char - 1 not in owner:
+        raise ValueError("the span does not start and end inside context tokens")
+    return owner[start_char], owner[end_char - 1]''',
+}
+
+L06_ALT2 = {
+    (L06, "top_k_fill"): '''def top_k_fill(logits, input_ids, mask_token_id, k):
+    "numpy: a stable softmax in float64 and argsort."
+    where = np.flatnonzero(input_ids.numpy() == mask_token_id)
+    if where.size != 1:
+        raise ValueError("the sequence must hold exactly one mask token")
+    row = logits[where[0]].double().numpy()
+    probs = np.exp(row - row.max())
+    probs /= probs.sum()
+    return [(int(i), float(probs[i])) for i in np.argsort(-probs, kind="stable")[:k]]''',
+    (L06, "char_span_to_tokens"): '''def char_span_to_tokens(offsets, sequence_ids, start_char, end_char):
+    "Context tokens first, then a search for each end of the span."
+    context = [(t, lo, hi) for t, ((lo, hi), seq) in enumerate(zip(offsets, sequence_ids)) if seq == 1]
+    found = []
+    for char in (start_char, end_char - 1):
+        tokens = [t for t, lo, hi in context if lo <= char < hi]
+        if not tokens:
+            raise ValueError(f"character {char} lies in no context token")
+        found.append(tokens[0])
+    return tuple(found)''',
+}
+
+L06_WRONG = {
+    (L06, "top_k_fill"): '''def top_k_fill(logits, input_ids, mask_token_id, k):
+    "Subtracts the row's maximum in place, for stability: right values, but the caller's logits change."
+    positions = (input_ids == mask_token_id).nonzero().flatten()
+    if len(positions) != 1:
+        raise ValueError(f"expected exactly one mask token, found {len(positions)}")
+    row = logits[positions[0]]
+    row -= row.max()
+    probs = row.double().exp() / row.double().exp().sum()
+    top = torch.topk(probs, k)
+    return [(int(i), float(p)) for p, i in zip(top.values, top.indices)]''',
+    (L06, "char_span_to_tokens"): '''def char_span_to_tokens(offsets, sequence_ids, start_char, end_char):
+    "Validates the start only: the last token is the last context token that starts before end_char."
+    context = [t for t, s in enumerate(sequence_ids) if s == 1]
+    first = next((t for t in context if offsets[t][0] <= start_char < offsets[t][1]), None)
+    if first is None:
+        raise ValueError(f"character {start_char} is in no context token")
+    return first, max(t for t in context if offsets[t][0] < end_char)''',
+}
+
+L07_ALT = {
+    (L07, "count_pairs"): '''from collections import Counter
+
+
+def count_pairs(word_freqs):
+    "A Counter updated with one mapping per word."
+    pairs = Counter()
+    for symbols, freq in word_freqs.items():
+        for pair in zip(symbols[:-1], symbols[1:]):
+            pairs.update({pair: freq})
+    return pairs''',
+    (L07, "byte_level_decode"): '''from tokenizers import decoders
+
+
+def byte_level_decode(tokens):
+    "The tokenizers library's own byte-level decoder."
+    return decoders.ByteLevel().decode(list(tokens))''',
+}
+
+L07_ALT2 = {
+    (L07, "count_pairs"): '''from collections import defaultdict
+
+
+def count_pairs(word_freqs):
+    "defaultdict(int), indices instead of zip."
+    pairs = defaultdict(int)
+    for symbols, freq in word_freqs.items():
+        for i in range(len(symbols) - 1):
+            pairs[symbols[i], symbols[i + 1]] += freq
+    return pairs''',
+    (L07, "byte_level_decode"): '''def byte_level_decode(tokens):
+    "GPT-2's own construction of the table (bytes_to_unicode), inverted."
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    to_byte = {chr(c): b for b, c in zip(bs, cs)}
+    return bytearray(to_byte[c] for c in "".join(tokens)).decode("utf-8")''',
+}
+
+L07_WRONG = {
+    (L07, "count_pairs"): '''def count_pairs(word_freqs):
+    "Counts pairs by their joined text: ('a', 'bc') and ('ab', 'c') become one entry."
+    joined, pair_of = {}, {}
+    for symbols, freq in word_freqs.items():
+        for left, right in zip(symbols, symbols[1:]):
+            joined[left + right] = joined.get(left + right, 0) + freq
+            pair_of.setdefault(left + right, (left, right))
+    return {pair_of[text]: count for text, count in joined.items()}''',
+    (L07, "byte_level_decode"): '''def byte_level_decode(tokens):
+    "Decodes each token's bytes separately (a character split across tokens breaks)."
+    printable = set(range(33, 127)) | set(range(161, 173)) | set(range(174, 256))
+    char_to_byte, n = {}, 0
+    for b in range(256):
+        if b in printable:
+            char_to_byte[chr(b)] = b
+        else:
+            char_to_byte[chr(256 + n)] = b
+            n += 1
+    return "".join(bytes(char_to_byte[c] for c in token).decode("utf-8", errors="replace") for token in tokens)''',
+}
+
+L08_ALT = {
+    (L08, "assistant_labels"): '''def assistant_labels(input_ids, header_ids, end_ids):
+    "A state machine: outside a reply, inside a reply."
+    labels, inside, i = [], False, 0
+    while i < len(input_ids):
+        if not inside and input_ids[i:i + len(header_ids)] == header_ids:
+            labels += [-100] * len(header_ids)
+            i += len(header_ids)
+            inside = True
+        elif inside and input_ids[i:i + len(end_ids)] == end_ids:
+            labels += list(end_ids)
+            i += len(end_ids)
+            inside = False
+        else:
+            labels.append(input_ids[i] if inside else -100)
+            i += 1
+    return labels''',
+    (L08, "sft_loss"): '''def sft_loss(logits, labels):
+    "log_softmax, gather and a boolean mask, by hand."
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = labels[:, 1:]
+    keep = targets != -100
+    return -logprobs[keep].gather(1, targets[keep][:, None]).mean()''',
+}
+
+L08_ALT2 = {
+    (L08, "assistant_labels"): '''def assistant_labels(input_ids, header_ids, end_ids):
+    "Copy the ids, then overwrite with -100 what lies outside the replies."
+    ids, h, e = list(input_ids), len(header_ids), len(end_ids)
+    keep = [False] * len(ids)
+    starts = [i + h for i in range(len(ids) - h + 1) if ids[i:i + h] == header_ids]
+    for start in starts:
+        j = start
+        while j < len(ids) and ids[j:j + e] != end_ids:
+            keep[j] = True
+            j += 1
+        for m in range(j, min(j + e, len(ids))):
+            keep[m] = True
+    return [i if k else -100 for i, k in zip(ids, keep)]''',
+    (L08, "sft_loss"): '''def sft_loss(logits, labels):
+    "Per-token losses in float64, summed, divided by the count, back in the logits' dtype."
+    targets = labels[:, 1:].reshape(-1)
+    losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).double(), targets, ignore_index=-100,
+                             reduction="none")
+    return (losses.sum() / (targets != -100).sum()).to(logits.dtype)''',
+}
+
+L08_WRONG = {
+    (L08, "assistant_labels"): '''def assistant_labels(input_ids, header_ids, end_ids):
+    "Finds each header by a text search with a comma after it but none before: '1,2,' matches inside '11,2,'."
+    text = ",".join(map(str, input_ids)) + ","
+    pattern = ",".join(map(str, header_ids)) + ","
+    labels = [-100] * len(input_ids)
+    at = text.find(pattern)
+    while at >= 0:
+        i = text[:at].count(",") + len(header_ids)
+        while i < len(input_ids):
+            if input_ids[i:i + len(end_ids)] == end_ids:
+                labels[i:i + len(end_ids)] = end_ids
+                break
+            labels[i] = input_ids[i]
+            i += 1
+        at = text.find(pattern, at + len(pattern))
+    return labels''',
+    (L08, "sft_loss"): '''def sft_loss(logits, labels):
+    "Divides by the labelled positions counted before the shift (the first position is never predicted)."
+    vocab = logits.shape[-1]
+    total = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), labels[:, 1:].reshape(-1), ignore_index=-100,
+                            reduction="sum")
+    return total / (labels != -100).sum()''',
+}
+
+L08_WRONG2 = {  # with assistant_labels answered correctly (the alternative's)
+    (L08, "assistant_labels"): L08_ALT[L08, "assistant_labels"],
+    (L08, "sft_loss"): '''def sft_loss(logits, labels):
+    "The right value, but it marks the first position ignored in the caller's labels."
+    labels[:, 0] = -100
+    vocab = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), labels[:, 1:].reshape(-1), ignore_index=-100)''',
+}
+
+
+LECTURE_VARIANTS[L05] = {"alt": Variant(L05_ALT, {}), "alt2": Variant(L05_ALT2, {}),
+                         "wrong": Variant(L05_WRONG, {"test_layer_norm": 0, "test_rope_rotate": 0})}
+LECTURE_VARIANTS[L06] = {"alt": Variant(L06_ALT, {}), "alt2": Variant(L06_ALT2, {}),
+                         "wrong": Variant(L06_WRONG, {"test_top_k_fill": 0, "test_char_span_to_tokens": 0})}
+LECTURE_VARIANTS[L07] = {"alt": Variant(L07_ALT, {}), "alt2": Variant(L07_ALT2, {}),
+                         "wrong": Variant(L07_WRONG, {"test_count_pairs": 0, "test_byte_level_decode": 0})}
+LECTURE_VARIANTS[L08] = {"alt": Variant(L08_ALT, {}), "alt2": Variant(L08_ALT2, {}),
+                         "wrong": Variant(L08_WRONG, {"test_assistant_labels": 0, "test_sft_loss": 0}),
+                         "wrong2": Variant(L08_WRONG2, {"test_sft_loss": 0})}

@@ -4,11 +4,8 @@ The notebooks themselves are executed by tests/test_lectures.py (every source/le
 this file checks the facts they rest on without running them: the template data in
 helpers.toy_data is well formed and its held-out split is really held out, our BPE training loop
 reproduces the `tokenizers` trainer merge for merge, and each new lecture has two exercises that
-are not the graded transformer_internals ones, whose hidden blocks only hand answers to the grader.
-Slow tests grade scripted submissions of each notebook with the real grader (tests/submissions.py,
-LECTURE_VARIANTS): the reference and correct answers written differently keep every point; wrong
-answers that pass the visible asserts (most of them let through by the former in-kernel hidden tests)
-lose their cells' points.
+are not the graded transformer_internals ones, whose hidden blocks only hand answers to the grader
+(tests/test_lectures.py grades their scripted students, tests/lecture_variants.py).
 """
 
 from __future__ import annotations
@@ -19,14 +16,9 @@ import nbformat
 import pytest
 
 import helpers
-import submissions as sub
-from course_tools import grade
-from course_tools.checks import FAILED
-from course_tools.release import LECTURES
 from helpers import toy_data
 
-from support import ROOT, cli
-from support.courses import release_dir
+from support import ROOT
 
 NEW_LECTURES = {
     "05_transformer_block.ipynb": {"layer_norm", "rope_rotate"},
@@ -176,48 +168,3 @@ def test_new_lecture_exercises(name):
                 f"{meta['grade_id']}: the hidden block hands answers to the grader (helpers.checks.answer), no asserts")
             assert "assert " in visible and "print(" in visible, meta["grade_id"]
 
-
-# ---------------------------------------------------------------- graded by the real grader
-
-
-def prefetch(jobs, items) -> None:
-    """Start the released lectures course when a grading test is selected."""
-    if any(item.originalname == "test_lecture_submissions_are_graded" for item in items):
-        jobs.prefetch(jobs.course(LECTURES))
-
-
-def _test_points(stem: str) -> dict[str, int]:
-    """Return {test grade_id: points} of a lecture's source notebook."""
-    nb = nbformat.read(ROOT / "source" / LECTURES / f"{stem}.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(sub.LECTURE_VARIANTS))
-def test_lecture_submissions_are_graded(jobs, name):
-    """nbgrader autograde (executing the submission) with the course's outside checks: the reference answers
-    and correct answers written differently keep every point; each wrong answer passes its visible asserts
-    and loses its cell's points to the hidden checks only."""
-    variant = sub.LECTURE_VARIANTS[name]
-    course = jobs.course(LECTURES).result()
-    nbs = {variant.notebook: sub.load_release(release_dir(course, LECTURES))[variant.notebook]}
-    sub.solve(nbs, sub.reference_answers(course / "source" / LECTURES))
-    for gid, source in variant.sources.items():
-        sub.set_source(nbs, variant.notebook, gid, source)
-    student = f"scripted-{name}"
-    sub.submit(course, student, nbs, assignment=LECTURES)
-    cli.nbgrader(course, "autograde", LECTURES, "--student", student, check=True)
-
-    scores = {cell: score for who, notebook, cell, score, *_ in grade.gradebook_rows(course, LECTURES)
-              if who == student and notebook == variant.notebook}
-    graded = nbformat.read(course / "autograded" / student / LECTURES / f"{variant.notebook}.ipynb", as_version=4)
-    verdicts = {c.metadata["nbgrader"]["grade_id"]: (c.metadata.get("course_grade", {}).get("failures", []),
-                                                     [o.ename for o in c.outputs if o.output_type == "error"])
-                for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade")}
-    expected = {gid: 0 if gid in variant.zero else points for gid, points in _test_points(variant.notebook).items()}
-    assert {gid: scores.get(gid) for gid in expected} == expected, verdicts
-    for gid in variant.zero:
-        failures, errors = verdicts[gid]
-        assert failures and set(errors) == {FAILED}, (
-            f"{name} {gid}: the visible asserts should pass and the outside checks fail it: {verdicts[gid]}")
