@@ -79,11 +79,18 @@ def test_lock_is_fresh_for_pyproject_ranges():
 
 def test_the_installed_environment_is_the_lock():
     """What `make install` put in this venv is exactly the lock (skipped in `make test-latest`'s venv)."""
-    from importlib import metadata
+    import json
+    import subprocess
+    import sys
 
     if os.environ.get("LLM_COURSE_UNLOCKED"):
         pytest.skip("make test-latest: the newest versions the ranges allow, not the lock")
-    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in metadata.distributions()}
+    # A fresh interpreter: other tests put folders on this process's sys.path (fixtures, scratch courses)
+    # whose own metadata would shadow the environment's.
+    code = ("import json, re; from importlib import metadata; print(json.dumps({re.sub(r'[-_.]+', '-', "
+            "d.metadata['Name']).lower(): d.version for d in metadata.distributions()}))")
+    installed = json.loads(subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                                          check=True).stdout)
     wrong = {n: (v, installed.get(n)) for n, v in lock_pins().items() if installed.get(n) != v}
     assert not wrong, f"installed versions differ from requirements.lock (re-run `make install`): {wrong}"
 
