@@ -63,3 +63,15 @@ def sync_playwright_session():
         pytest.skip("browser check skipped: the playwright package is missing (pip install -e '.[dev]')")
     with sync_playwright() as pw:
         yield pw
+
+
+@pytest.fixture(autouse=True)
+def _course_variables_restored():
+    """`course_tools.cli.main` run in-process sets COURSE_ROOT (for its child processes); put it and the
+    LLM_COURSE_* settings back after each test, so a scratch course never becomes a later test's course."""
+    saved = {k: v for k, v in os.environ.items() if k == "COURSE_ROOT" or k.startswith("LLM_COURSE_")}
+    yield
+    for key in [k for k in os.environ if k == "COURSE_ROOT" or k.startswith("LLM_COURSE_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)
