@@ -40,7 +40,7 @@ from nbformat.notebooknode import NotebookNode
 
 from helpers.checks import ANSWER_MIME
 
-from .preprocessors import STATE_DIR, _Enabled, _nbg, _norm, events_path
+from .preprocessors import _Enabled, _nbg, _norm, _write_events, events_path
 
 EXPECTED_DIR = "expected"
 FORMAT = 1
@@ -430,16 +430,11 @@ def tampering(source: str) -> list[str]:
 
 def _add_events(root: Path, assignment: str, student: str, notebook: str, events: list[dict]) -> None:
     """Append events to one notebook's list in the student's events file (EnforceSourceCells wrote it)."""
-    path = events_path(root, assignment, student)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(events_path(root, assignment, student).read_text())
     except (OSError, ValueError):
         data = {}
-    data.setdefault(notebook, []).extend(events)
-    tmp = path.with_suffix(".checks.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    _write_events(root, assignment, student, notebook, data.get(notebook, []) + events)
 
 
 def _grader_error(message: str) -> NotebookNode:
