@@ -185,21 +185,6 @@ def _compare_arrays(want: dict, got: dict, rtol: float, atol: float) -> str | No
     return f"values differ (first at flat index {int(numpy.argmin(same.reshape(-1)))})"
 
 
-def _same_element(a: Any, b: Any, rtol: float, atol: float) -> bool:
-    """Return whether two elements of encoded arrays agree (bools and ints exactly, floats within tolerance)."""
-    try:
-        if isinstance(a, list) or isinstance(b, list):  # complex: [real, imag]
-            return (isinstance(a, list) and isinstance(b, list) and len(a) == len(b) == 2
-                    and all(_close(p, q, rtol, atol) for p, q in zip(a, b)))
-        if isinstance(a, bool) or isinstance(b, bool):
-            return a == b and type(a) is type(b)
-        if isinstance(a, int) and isinstance(b, int):
-            return a == b
-        return _close(a, b, rtol, atol)
-    except (TypeError, ValueError):
-        return False
-
-
 def _key(encoded: dict) -> str:
     """Return a canonical text for an encoded value (dict keys and set items are matched by it)."""
     return json.dumps(encoded, sort_keys=True)
